@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from datetime import UTC
+from uuid import UUID
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import Response
+
+from app import ledger
+from app.api.deps import CurrentUser, EngineDep
+from app.api.render import page_body, problems, respond
+from app.groups import group_for_member
+from app.money import currency_decimals, format_amount
+from app.pagination import PageDep, encode_seq_cursor, require_seq_cursor
+from app.schemas import BalancesOut, LedgerEntryOut, Page
+
+router = APIRouter(tags=["balances"])
+
+
+@router.get(
+    "/groups/{group_id}/balances",
+    response_model=BalancesOut,
+    responses=problems(401, 404, 422),
+    summary="Every current member's net (positive: the group owes them) and suggested settle-up payments",
+)
+async def get_balances(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        group = await group_for_member(conn, group_id, user.id)
+        nets = await ledger.read_nets(conn, group_id)
+    decimals = currency_decimals(group.currency)
+    return respond(
+        {
+            "currency": group.currency,
+            "balances": [{"user_id": str(u), "net": format_amount(n, decimals)} for u, n in nets.items()],
+            "suggested_payments": [
+                {
+                    "from_user_id": str(p.from_user_id),
+                    "to_user_id": str(p.to_user_id),
+                    "amount": format_amount(p.amount_minor, decimals),
+                }
+                for p in ledger.suggest_payments(nets)
+            ],
+        }
+    )
+
+
+_LEDGER_PAGE = text(
+    """
+    SELECT seq, id, user_id, amount_minor, kind, expense_id, settlement_id, created_at
+    FROM ledger_entries WHERE group_id = :g AND (CAST(:after AS bigint) IS NULL OR seq < :after)
+    ORDER BY seq DESC LIMIT :limit
+    """
+)
+
+
+@router.get(
+    "/groups/{group_id}/ledger",
+    response_model=Page[LedgerEntryOut],
+    responses=problems(400, 401, 404, 422),
+    summary="The immutable ledger entries, newest first",
+)
+async def get_ledger(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
+    after = require_seq_cursor(page)
+    async with engine.connect() as conn:
+        group = await group_for_member(conn, group_id, user.id)
+        rows = (await conn.execute(_LEDGER_PAGE, {"g": group_id, "after": after, "limit": page.limit + 1})).all()
+    decimals = currency_decimals(group.currency)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    items = [
+        {
+            "id": str(r.id),
+            "user_id": str(r.user_id),
+            "amount": format_amount(r.amount_minor, decimals),
+            "kind": r.kind,
+            "expense_id": str(r.expense_id) if r.expense_id else None,
+            "settlement_id": str(r.settlement_id) if r.settlement_id else None,
+            "created_at": r.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        for r in rows
+    ]
+    return respond(page_body(items, encode_seq_cursor(rows[-1].seq) if more else None))

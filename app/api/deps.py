@@ -1,0 +1,58 @@
+"""Dependency aliases: EngineDep, SettingsDep, CurrentUser."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.errors import ProblemError
+from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized("missing Authorization: Bearer token")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise _unauthorized("Authorization must be: Bearer <api_token>")
+    return token
+
+
+async def current_user(request: Request, engine: EngineDep) -> UserRecord:
+    token = bearer_token(request)
+    cache: TokenCache = request.app.state.token_cache
+    key = hash_token(token)
+    user = cache.get(key)
+    if user is None:
+        async with engine.connect() as conn:
+            user = await user_by_token(conn, token)
+        if user is None:
+            raise _unauthorized("invalid api token")
+        cache.put(key, user)
+    return user
+
+
+CurrentUser = Annotated[UserRecord, Depends(current_user)]

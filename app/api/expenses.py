@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from app import expenses as svc
+from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.render import json_bytes, page_body, problems, raw_json, respond
+from app.groups import group_for_member
+from app.idempotency import REPLAYED_HEADER, Outcome, fingerprint, idempotent_write, parse_key
+from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.schemas import ExpenseIn, ExpenseOut, Page
+from app.testhooks import faults_for
+from app.tx import run_transaction
+
+router = APIRouter(tags=["expenses"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=(
+            "1..255 printable ASCII characters (also as an RFC 8941 quoted string), scoped to the caller. "
+            "Same key and same request: the original response is replayed with `Idempotent-Replayed: true`. "
+            "Same key, different request: 422 idempotency-key-reused. In progress elsewhere: 409 "
+            "idempotency-key-in-use. Anything else, the empty key included: 400. Kept at least 24 hours."
+        ),
+    ),
+]
+
+
+def outcome_response(outcome: Outcome, location: str | None = None) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
+    if location and outcome.status_code == 201:
+        headers["Location"] = location
+    return raw_json(outcome.body, outcome.status_code, headers)
+
+
+@router.post(
+    "/groups/{group_id}/expenses",
+    status_code=201,
+    response_model=ExpenseOut,
+    responses=problems(400, 401, 404, 409, 422, 503),
+    summary="Create an expense (idempotent with Idempotency-Key)",
+)
+async def post_expense(
+    group_id: UUID,
+    body: ExpenseIn,
+    request: Request,
+    user: CurrentUser,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    key = parse_key(idempotency_key)
+    fp = fingerprint("POST", request.url.path, await request.body())
+    faults = faults_for(request, settings)
+
+    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
+        group = await group_for_member(conn, group_id, user.id)
+        draft = svc.draft_expense(body, group.currency, settings.max_participants)
+        record = await svc.create(conn, group, draft, user.id)
+        if faults:
+            await faults.fire(conn)
+        return 201, json_bytes(svc.render(record))
+
+    outcome = await idempotent_write(engine, settings, user.id, key, fp, work)
+    return outcome_response(outcome)
+
+
+@router.get(
+    "/groups/{group_id}/expenses",
+    response_model=Page[ExpenseOut],
+    responses=problems(400, 401, 404, 422),
+    summary="List expenses, newest first (voided ones included)",
+)
+async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
+    after = require_time_cursor(page)
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+        rows = await svc.list_page(conn, group_id, page.limit + 1, after)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return respond(page_body([svc.render(r) for r in rows], cursor))
+
+
+@router.get(
+    "/groups/{group_id}/expenses/{expense_id}",
+    response_model=ExpenseOut,
+    responses=problems(401, 404, 422),
+)
+async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+        return respond(svc.render(await svc.get(conn, group_id, expense_id)))
+
+
+@router.put(
+    "/groups/{group_id}/expenses/{expense_id}",
+    response_model=ExpenseOut,
+    responses=problems(401, 404, 409, 422, 503),
+    summary="Edit: reverse the current entries and post the new ones in one transaction; version + 1",
+)
+async def put_expense(
+    group_id: UUID, expense_id: UUID, body: ExpenseIn, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
+        group = await group_for_member(conn, group_id, user.id)
+        draft = svc.draft_expense(body, group.currency, settings.max_participants)
+        return await svc.update(conn, group, expense_id, draft)
+
+    return respond(svc.render(await run_transaction(engine, settings, work)))
+
+
+@router.delete(
+    "/groups/{group_id}/expenses/{expense_id}",
+    response_model=ExpenseOut,
+    responses=problems(401, 404, 409, 422, 503),
+    summary="Void: post reversal entries and set voided_at; repeating it returns the same body and posts nothing",
+)
+async def delete_expense(
+    group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
+        group = await group_for_member(conn, group_id, user.id)
+        return await svc.void(conn, group, expense_id)
+
+    return respond(svc.render(await run_transaction(engine, settings, work)))

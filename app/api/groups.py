@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from app import groups as svc
+from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.render import group_body, member_body, page_body, problems, respond
+from app.errors import validation_error
+from app.money import is_currency_code
+from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
+from app.tx import run_transaction
+
+router = APIRouter(tags=["groups"])
+
+
+@router.post("/groups", status_code=201, response_model=GroupOut, responses=problems(401, 422))
+async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, settings: SettingsDep) -> Response:
+    if not is_currency_code(body.currency):
+        raise validation_error(["body", "currency"], f"{body.currency} is not an ISO 4217 currency code")
+    group = await run_transaction(engine, settings, lambda c: svc.create_group(c, body.name, body.currency, user.id))
+    return respond(group_body(group), 201)
+
+
+@router.get("/groups", response_model=Page[GroupOut], responses=problems(400, 401, 422))
+async def get_groups(user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
+    async with engine.connect() as conn:
+        rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page))
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return respond(page_body([group_body(g) for g in rows], cursor))
+
+
+async def _detail(conn: AsyncConnection, group: svc.GroupRecord) -> dict[str, object]:
+    members = await svc.list_members(conn, group.id)
+    return {**group_body(group), "members": [member_body(m) for m in members]}
+
+
+@router.get("/groups/{group_id}", response_model=GroupDetail, responses=problems(401, 404, 422))
+async def get_group(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        group = await svc.group_for_member(conn, group_id, user.id)
+        return respond(await _detail(conn, group))
+
+
+@router.post(
+    "/groups/{group_id}/members",
+    status_code=201,
+    response_model=MembersOut,
+    responses=problems(401, 404, 409, 422),
+    summary="Add a registered user (by user_id or email); returns the member list",
+)
+async def post_member(
+    group_id: UUID, body: MemberAdd, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    if (body.user_id is None) == (body.email is None):
+        raise validation_error(["body"], "give exactly one of user_id or email")
+
+    async def work(conn: AsyncConnection) -> list[svc.MemberRecord]:
+        await svc.group_for_member(conn, group_id, user.id)
+        new_id = await svc.find_user_id(conn, body.user_id, body.email)
+        await svc.add_member(conn, group_id, new_id)
+        return await svc.list_members(conn, group_id)
+
+    members = await run_transaction(engine, settings, work)
+    return respond({"members": [member_body(m) for m in members]}, 201)
+
+
+@router.delete(
+    "/groups/{group_id}/members/{user_id}",
+    status_code=204,
+    responses=problems(401, 404, 409, 422),
+    summary="Remove a member whose net balance is zero",
+)
+async def delete_member(
+    group_id: UUID, user_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    async def work(conn: AsyncConnection) -> None:
+        await svc.group_for_member(conn, group_id, user.id)
+        await svc.remove_member(conn, group_id, user_id)
+
+    await run_transaction(engine, settings, work)
+    return Response(status_code=204)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.responses import JSONResponse
+
+from app.api.deps import EngineDep
+from app.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def _database_ok(engine: EngineDep) -> bool:
+    async def ping() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(ping(), HEALTH_TIMEOUT_S)
+    except Exception:  # any failure to reach the database is "unavailable", never a 500
+        return False
+    return True
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be reached."}},
+    summary="Liveness and database reachability",
+)
+async def health(engine: EngineDep) -> JSONResponse:
+    if await _database_ok(engine):
+        return JSONResponse({"status": "ok", "database": "ok"})
+    return JSONResponse({"status": "degraded", "database": "unavailable"}, status_code=503)

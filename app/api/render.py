@@ -1,0 +1,70 @@
+"""Rendering records to JSON bodies (orjson; UUIDs and datetimes in canonical RFC 3339 UTC form)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from app.errors import PROBLEM_MEDIA_TYPE, ProblemError
+from app.groups import GroupRecord, MemberRecord
+from app.users import UserRecord
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": desc, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for code, desc in {
+        400: "Bad request (bad cursor, bad Idempotency-Key)",
+        401: "Missing or invalid bearer token",
+        404: "Not found (or not visible to the caller)",
+        409: "Conflict",
+        422: "Invalid payload; nothing was written",
+        503: "Database unavailable or contention persisted; retry after Retry-After seconds",
+    }.items()
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: PROBLEM_RESPONSES[c] for c in codes}
+
+
+def utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def json_bytes(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+def respond(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json_bytes(body), status_code=status_code, media_type="application/json", headers=headers)
+
+
+def raw_json(content: bytes | str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(content, status_code=status_code, media_type="application/json", headers=headers)
+
+
+def user_body(user: UserRecord) -> dict[str, Any]:
+    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": utc(user.created_at)}
+
+
+def group_body(group: GroupRecord) -> dict[str, Any]:
+    return {
+        "id": str(group.id),
+        "name": group.name,
+        "currency": group.currency,
+        "created_by": str(group.created_by),
+        "created_at": utc(group.created_at),
+    }
+
+
+def member_body(member: MemberRecord) -> dict[str, Any]:
+    return {"user_id": str(member.user_id), "name": member.name, "email": member.email}
+
+
+def page_body(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
+    return {"items": items, "next_cursor": next_cursor}
+
+
+__all__ = ["ProblemError", "problems", "raw_json", "respond", "utc"]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from app import settlements as svc
+from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.expenses import IdempotencyKeyHeader, outcome_response
+from app.api.render import json_bytes, page_body, problems, respond
+from app.groups import group_for_member
+from app.idempotency import fingerprint, idempotent_write, parse_key
+from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.schemas import Page, SettlementIn, SettlementOut
+from app.testhooks import faults_for
+
+router = APIRouter(tags=["settlements"])
+
+
+@router.post(
+    "/groups/{group_id}/settlements",
+    status_code=201,
+    response_model=SettlementOut,
+    responses=problems(400, 401, 404, 409, 422, 503),
+    summary="Record a payment from one member to another (idempotent with Idempotency-Key)",
+    description=(
+        "The amount may not exceed min(-net(from), net(to)), checked under the balance locks; "
+        "otherwise 422 with problem type ending in settlement-exceeds-balance."
+    ),
+)
+async def post_settlement(
+    group_id: UUID,
+    body: SettlementIn,
+    request: Request,
+    user: CurrentUser,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    key = parse_key(idempotency_key)
+    fp = fingerprint("POST", request.url.path, await request.body())
+    faults = faults_for(request, settings)
+
+    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
+        group = await group_for_member(conn, group_id, user.id)
+        amount_minor = svc.parse_settlement_amount(body, group.currency)
+        record = await svc.create(conn, group, body, amount_minor, user.id)
+        if faults:
+            await faults.fire(conn)
+        return 201, json_bytes(svc.render(record))
+
+    outcome = await idempotent_write(engine, settings, user.id, key, fp, work)
+    return outcome_response(outcome)
+
+
+@router.get(
+    "/groups/{group_id}/settlements",
+    response_model=Page[SettlementOut],
+    responses=problems(400, 401, 404, 422),
+    summary="List settlements, newest first",
+)
+async def list_settlements(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
+    after = require_time_cursor(page)
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+        rows = await svc.list_page(conn, group_id, page.limit + 1, after)
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return respond(page_body([svc.render(r) for r in rows], cursor))

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.render import problems, respond, user_body
+from app.schemas import UserCreate, UserCreated, UserOut
+from app.tx import run_transaction
+from app.users import create_user
+
+router = APIRouter(tags=["users"])
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=UserCreated,
+    responses=problems(409, 422),
+    summary="Register a user; the api_token is shown only here",
+)
+async def post_user(body: UserCreate, engine: EngineDep, settings: SettingsDep) -> Response:
+    user, token = await run_transaction(engine, settings, lambda conn: create_user(conn, body.name, body.email))
+    return respond({**user_body(user), "api_token": token}, 201)
+
+
+@router.get("/users/me", response_model=UserOut, responses=problems(401), summary="The caller")
+async def get_me(user: CurrentUser) -> Response:
+    return respond(user_body(user))

@@ -1,0 +1,55 @@
+"""One Settings object, read from the environment and `.env`. Every limit lives here."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Database. No DATABASE_URL: an embedded PostgreSQL is started under embedded_data_dir.
+    database_url: str | None = None
+    embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres"
+    embedded_database: str = "quits"
+    migrate_on_startup: bool | None = None  # None: only when the database is embedded
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
+    lock_timeout_ms: int = Field(default=2_000, ge=10, le=600_000)
+    idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+
+    # Retries of serialization failures, deadlocks and lock timeouts.
+    retry_max_attempts: int = Field(default=5, ge=1, le=20)
+    retry_base_delay_ms: int = Field(default=5, ge=0, le=1_000)
+    retry_max_delay_ms: int = Field(default=200, ge=0, le=10_000)
+    retry_after_s: int = Field(default=1, ge=1, le=60)
+
+    # Limits on input.
+    page_limit_default: int = Field(default=50, ge=1, le=200)
+    page_limit_max: int = Field(default=200, ge=1, le=200)
+    max_name_length: int = Field(default=100, ge=1, le=1_000)
+    max_email_length: int = Field(default=254, ge=3, le=1_000)
+    max_description_length: int = Field(default=500, ge=1, le=10_000)
+    max_note_length: int = Field(default=500, ge=1, le=10_000)
+    max_participants: int = Field(default=200, ge=1, le=200)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1_024, le=16 * 1024 * 1024)
+
+    # Idempotency keys are kept at least this long, then purged in the background.
+    idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 365)
+    idempotency_purge_interval_s: int = Field(default=600, ge=1, le=86_400)
+    idempotency_purge_batch: int = Field(default=1_000, ge=1, le=100_000)
+
+    # Test hooks (fault injection headers). Never enable in production.
+    enable_test_hooks: bool = False
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

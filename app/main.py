@@ -1,0 +1,79 @@
+"""The ASGI app: `uvicorn app.main:app`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from fastapi import FastAPI
+from sqlalchemy.engine import URL
+
+from app import errors, idempotency
+from app.api import balances, expenses, groups, health, settlements, users
+from app.config import Settings, get_settings
+from app.db import ensure_database, make_engine, resolve_url, stop_embedded
+from app.users import TokenCache
+
+logger = logging.getLogger("quits")
+
+DESCRIPTION = """Expense-sharing ledger: groups record who paid for what, each expense is split by a
+rule, an immutable ledger derives who owes whom, and settle-up payments are recorded.
+
+Money is a decimal string in the group's currency (never a JSON number). Errors are RFC 9457
+problem details. `POST .../expenses` and `POST .../settlements` honour `Idempotency-Key`."""
+
+
+def run_migrations(url: URL) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from app.config import PROJECT_ROOT
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.attributes["database_url"] = url.render_as_string(hide_password=False)
+    cfg.attributes["configure_logging"] = False
+    command.upgrade(cfg, "head")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    url, embedded = await asyncio.to_thread(resolve_url, settings)
+    if embedded:
+        await ensure_database(url)
+    migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else embedded
+    if migrate:
+        await asyncio.to_thread(run_migrations, url)
+    app.state.engine = make_engine(url, settings)
+    app.state.database_url = url
+    purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    try:
+        yield
+    finally:
+        purger.cancel()
+        with suppress(asyncio.CancelledError):
+            await purger
+        await app.state.engine.dispose()
+        if embedded:
+            await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="quits",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.state.token_cache = TokenCache()
+    errors.install(app)
+    app.include_router(health.router)
+    for module in (users, groups, expenses, settlements, balances):
+        app.include_router(module.router, prefix="/v1")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,158 @@
+"""Table definitions. Queries use SQLAlchemy Core over these tables (no ORM sessions)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MAX_MINOR_SQL = "1000000000000"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    email: Mapped[str] = mapped_column(String(254), nullable=False)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_groups_created_at_id", "created_at", "id"),)
+
+
+class Membership(Base):
+    """A current member and their balance: net_minor always equals the sum of their ledger entries."""
+
+    __tablename__ = "memberships"
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    joined_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_memberships_user_id_group_id", "user_id", "group_id"),)
+
+
+class Expense(Base):
+    __tablename__ = "expenses"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
+    description: Mapped[str] = mapped_column(String(500), nullable=False)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    paid_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    split_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    # [[user_id, owed_minor], ...] ascending user_id; the ledger holds the same facts as entries.
+    shares: Mapped[list[list[object]]] = mapped_column(JSONB, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        CheckConstraint(f"amount_minor > 0 AND amount_minor <= {MAX_MINOR_SQL}", name="amount_range"),
+        CheckConstraint("split_type IN ('equal', 'percentage', 'exact', 'shares')", name="split_type"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        Index("ix_expenses_group_id_created_at_id", "group_id", "created_at", "id"),
+    )
+
+
+class Settlement(Base):
+    __tablename__ = "settlements"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
+    from_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    to_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    __table_args__ = (
+        CheckConstraint(f"amount_minor > 0 AND amount_minor <= {MAX_MINOR_SQL}", name="amount_range"),
+        CheckConstraint("from_user_id <> to_user_id", name="distinct_parties"),
+        Index("ix_settlements_group_id_created_at_id", "group_id", "created_at", "id"),
+    )
+
+
+class LedgerEntry(Base):
+    """Immutable: a trigger refuses UPDATE, DELETE and TRUNCATE."""
+
+    __tablename__ = "ledger_entries"
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, unique=True)
+    posting_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    expense_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("expenses.id"), nullable=True)
+    expense_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    settlement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("settlements.id"), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (
+        CheckConstraint("kind IN ('expense', 'reversal', 'settlement')", name="kind"),
+        CheckConstraint(
+            "(kind = 'settlement') = (settlement_id IS NOT NULL)"
+            " AND (kind <> 'settlement') = (expense_id IS NOT NULL AND expense_version IS NOT NULL)",
+            name="kind_refs",
+        ),
+        Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
+        Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
+        Index("ix_ledger_entries_group_id_user_id", "group_id", "user_id"),
+    )
+
+
+class IdempotencyKey(Base):
+    """Written in the same transaction as the financial write it remembers."""
+
+    __tablename__ = "idempotency_keys"
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    status_code: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    response_body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)

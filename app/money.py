@@ -1,0 +1,108 @@
+"""Pure money helpers: integer minor units inside, decimal strings on the wire.
+
+Nothing here performs I/O; every function is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+
+from babel.core import get_global
+from babel.numbers import get_currency_precision
+
+MAX_MINOR = 10**12
+"""Largest amount (in minor units) accepted anywhere in the ledger."""
+
+_MAX_TEXT_LEN = 40
+_MAX_DECIMALS = 18
+_DECIMAL_RE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?", re.ASCII)
+_CODE_RE = re.compile(r"[A-Z]{3}", re.ASCII)
+_GRAMMAR_MSG = 'must be a decimal string like "12.34" (ASCII digits only, no sign, exponent, spaces or leading zeros)'
+
+
+class MoneyError(ValueError):
+    """An amount or currency is invalid; the message is safe to show to API clients."""
+
+
+@lru_cache(maxsize=1)
+def _active_currencies() -> frozenset[str]:
+    """Codes that CLDR lists as current legal tender in at least one territory."""
+    table: Mapping[str, list[tuple[str, object, object, bool]]] = get_global("territory_currencies")
+    return frozenset(
+        code for entries in table.values() for code, _start, end, tender in entries if end is None and tender
+    )
+
+
+def is_currency_code(code: str) -> bool:
+    """True if ``code`` is an active ISO 4217 code known to Babel/CLDR (e.g. "USD")."""
+    return isinstance(code, str) and _CODE_RE.fullmatch(code) is not None and code in _active_currencies()
+
+
+@lru_cache(maxsize=512)
+def _cached_decimals(code: str) -> int:
+    return int(get_currency_precision(code))
+
+
+def currency_decimals(code: str) -> int:
+    """Number of minor-unit decimals for ``code`` (USD 2, JPY 0, KWD 3)."""
+    if not is_currency_code(code):
+        raise MoneyError('must be an active ISO 4217 currency code like "USD"')
+    return _cached_decimals(code)
+
+
+def _check_decimals(decimals: int) -> None:
+    if isinstance(decimals, bool) or not isinstance(decimals, int):
+        raise TypeError("decimals must be an int")
+    if not 0 <= decimals <= _MAX_DECIMALS:
+        raise ValueError(f"decimals must be between 0 and {_MAX_DECIMALS}")
+
+
+def _too_many_decimals_msg(decimals: int) -> str:
+    if decimals == 0:
+        return "must be a whole number (this currency has no decimals)"
+    return f"must have at most {decimals} decimal places"
+
+
+def parse_decimal(text: object, decimals: int) -> int:
+    """Parse a strict non-negative decimal string, scaled by ``10**decimals``.
+
+    Grammar: ``^(0|[1-9][0-9]*)(\\.[0-9]+)?$`` over ASCII only, at most
+    ``decimals`` fraction digits. No range check beyond the length guard.
+    """
+    _check_decimals(decimals)
+    if not isinstance(text, str):
+        raise MoneyError(_GRAMMAR_MSG)
+    if len(text) > _MAX_TEXT_LEN or not text.isascii():
+        raise MoneyError(_GRAMMAR_MSG)
+    match = _DECIMAL_RE.fullmatch(text)
+    if match is None:
+        raise MoneyError(_GRAMMAR_MSG)
+    whole, fraction = match.group(1), match.group(2) or ""
+    if len(fraction) > decimals:
+        raise MoneyError(_too_many_decimals_msg(decimals))
+    scale: int = 10**decimals
+    return int(whole) * scale + int(fraction.ljust(decimals, "0") or "0")
+
+
+def parse_amount(text: object, decimals: int, *, allow_zero: bool = False) -> int:
+    """Parse a wire amount such as "12.34" into minor units (1234 for decimals=2)."""
+    minor = parse_decimal(text, decimals)
+    if minor == 0 and not allow_zero:
+        raise MoneyError("must be greater than zero")
+    if minor > MAX_MINOR:
+        raise MoneyError(f"must not exceed {format_amount(MAX_MINOR, decimals)}")
+    return minor
+
+
+def format_amount(minor: int, decimals: int) -> str:
+    """Render minor units with exactly ``decimals`` decimals: (1050, 2) -> "10.50"."""
+    _check_decimals(decimals)
+    if isinstance(minor, bool) or not isinstance(minor, int):
+        raise TypeError("minor must be an int")
+    sign = "-" if minor < 0 else ""
+    whole, fraction = divmod(abs(minor), 10**decimals)
+    if decimals == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:0{decimals}d}"

@@ -1,0 +1,171 @@
+"""Wire models. Every string has a max length; money is a decimal string, never a JSON number."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+Name = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+Email = Annotated[StrictStr, StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+CurrencyCode = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Description = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500, pattern=r"\S")]
+Note = Annotated[StrictStr, StringConstraints(max_length=500)]
+# The money grammar itself (and the currency's decimals) is checked by app.money; this bounds the size.
+MoneyStr = Annotated[
+    StrictStr,
+    Field(
+        max_length=40,
+        description='Decimal string in the group\'s currency, e.g. "12.34" (USD), "100" (JPY), "1.500" (KWD).',
+        examples=["12.34"],
+    ),
+]
+SignedMoney = Annotated[str, Field(description="Signed decimal string with the currency's full decimals.")]
+T = TypeVar("T")
+SplitType = Literal["equal", "percentage", "exact", "shares"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(Strict):
+    name: Name
+    email: Email
+
+
+class UserOut(BaseModel):
+    id: UUID
+    name: str
+    email: str
+    created_at: datetime
+
+
+class UserCreated(UserOut):
+    api_token: str = Field(description="Shown only in this response; stored hashed.")
+
+
+class GroupCreate(Strict):
+    name: Name
+    currency: CurrencyCode = Field(description="ISO 4217 code, e.g. USD")
+
+
+class MemberOut(BaseModel):
+    user_id: UUID
+    name: str
+    email: str
+
+
+class GroupOut(BaseModel):
+    id: UUID
+    name: str
+    currency: str
+    created_by: UUID
+    created_at: datetime
+
+
+class GroupDetail(GroupOut):
+    members: list[MemberOut]
+
+
+class MemberAdd(Strict):
+    user_id: UUID | None = None
+    email: Email | None = None
+
+
+class MembersOut(BaseModel):
+    members: list[MemberOut]
+
+
+class ParticipantIn(Strict):
+    user_id: UUID
+    percentage: Annotated[StrictStr, Field(max_length=20)] | None = None
+    amount: MoneyStr | None = None
+    shares: StrictInt | None = None
+
+
+class ExpenseIn(Strict):
+    description: Description
+    amount: MoneyStr
+    currency: CurrencyCode | None = None
+    paid_by: UUID
+    split_type: SplitType
+    participants: Annotated[list[ParticipantIn], Field(min_length=1, max_length=200)]
+
+
+class ShareOut(BaseModel):
+    user_id: UUID
+    amount: str
+
+
+class ExpenseOut(BaseModel):
+    id: UUID
+    group_id: UUID
+    description: str
+    amount: str
+    currency: str
+    paid_by: UUID
+    split_type: SplitType
+    shares: list[ShareOut]
+    version: int
+    created_by: UUID
+    created_at: datetime
+    voided_at: datetime | None
+
+
+class SettlementIn(Strict):
+    from_user_id: UUID
+    to_user_id: UUID
+    amount: MoneyStr
+    note: Note | None = None
+
+
+class SettlementOut(BaseModel):
+    id: UUID
+    group_id: UUID
+    from_user_id: UUID
+    to_user_id: UUID
+    amount: str
+    currency: str
+    note: str | None
+    created_by: UUID
+    created_at: datetime
+
+
+class BalanceOut(BaseModel):
+    user_id: UUID
+    net: SignedMoney
+
+
+class PaymentOut(BaseModel):
+    from_user_id: UUID
+    to_user_id: UUID
+    amount: str
+
+
+class BalancesOut(BaseModel):
+    currency: str
+    balances: list[BalanceOut]
+    suggested_payments: list[PaymentOut]
+
+
+class LedgerEntryOut(BaseModel):
+    id: UUID
+    user_id: UUID
+    amount: SignedMoney
+    kind: Literal["expense", "reversal", "settlement"]
+    expense_id: UUID | None
+    settlement_id: UUID | None
+    created_at: datetime
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]

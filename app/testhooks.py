@@ -1,0 +1,55 @@
+"""Fault injection for the concurrency tests. Inert unless settings.enable_test_hooks is true.
+
+`X-Test-Fault: 40001:3` makes the first 3 attempts of the request's transaction fail with a real
+PostgreSQL error of that SQLSTATE (raised by the server, after the writes, before commit).
+`X-Test-Delay-Ms: 500` makes the transaction sleep in the database before it commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+
+from app.config import Settings
+
+FAULT_CODES = frozenset({"40001", "40P01", "55P03"})
+MAX_FAULTS = 100
+MAX_DELAY_MS = 30_000
+
+
+@dataclass(slots=True)
+class Faults:
+    sqlstate: str | None = None
+    failures_left: int = 0
+    delay_ms: int = 0
+    attempts: int = field(default=0)
+
+    async def fire(self, conn: AsyncConnection) -> None:
+        self.attempts += 1
+        if self.delay_ms:
+            await conn.execute(text("SELECT pg_sleep(:s)"), {"s": self.delay_ms / 1000})
+        if self.sqlstate and self.failures_left > 0:
+            self.failures_left -= 1
+            # The code is from a fixed allow-list, so formatting it into the statement is safe.
+            await conn.execute(
+                text(f"DO $$ BEGIN RAISE EXCEPTION 'injected fault' USING ERRCODE = '{self.sqlstate}'; END $$")
+            )
+
+
+def faults_for(request: Request, settings: Settings) -> Faults | None:
+    if not settings.enable_test_hooks:
+        return None
+    spec = request.headers.get("x-test-fault", "")
+    delay = request.headers.get("x-test-delay-ms", "")
+    if not spec and not delay:
+        return None
+    faults = Faults()
+    code, _, count = spec.partition(":")
+    if code in FAULT_CODES and count.isdigit():
+        faults.sqlstate, faults.failures_left = code, min(int(count), MAX_FAULTS)
+    if delay.isdigit():
+        faults.delay_ms = min(int(delay), MAX_DELAY_MS)
+    return faults

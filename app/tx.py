@@ -1,0 +1,72 @@
+"""The one place that owns a transaction: run, commit, and retry transient conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.config import Settings
+from app.errors import ProblemError
+
+logger = logging.getLogger("quits.tx")
+
+T = TypeVar("T")
+
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"  # statement_timeout
+RETRYABLE = frozenset({SERIALIZATION_FAILURE, DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, through SQLAlchemy's and asyncpg's wrappers."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def backoff_s(attempt: int, settings: Settings) -> float:
+    """Full jitter: uniform in [0, min(max, base * 2^attempt)]."""
+    cap_ms = min(settings.retry_max_delay_ms, settings.retry_base_delay_ms * (2**attempt))
+    return random.uniform(0, cap_ms) / 1000.0
+
+
+def unavailable(settings: Settings, detail: str) -> ProblemError:
+    return ProblemError(503, "try-again", detail, headers={"Retry-After": str(settings.retry_after_s)})
+
+
+async def run_transaction(
+    engine: AsyncEngine, settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """Run work in one transaction; commit on success, roll back on any error.
+
+    40001, 40P01 and 55P03 are retried with bounded, jittered backoff; when the attempts
+    run out the caller gets 503 with Retry-After, and nothing of any attempt is committed.
+    """
+    for attempt in range(settings.retry_max_attempts):
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        except DBAPIError as exc:
+            code = sqlstate(exc)
+            if code == QUERY_CANCELED:
+                raise unavailable(settings, "the database did not answer in time") from exc
+            if code not in RETRYABLE:
+                raise
+            logger.warning("transient conflict %s, attempt %d of %d", code, attempt + 1, settings.retry_max_attempts)
+            if attempt + 1 < settings.retry_max_attempts:
+                await asyncio.sleep(backoff_s(attempt, settings))
+    raise unavailable(settings, "the write conflicted with concurrent writes; retry later")

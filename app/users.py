@@ -1,0 +1,83 @@
+"""Users and API tokens. Tokens are random, shown once, stored as SHA-256 (they carry 256 bits)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.errors import ProblemError
+
+TOKEN_PREFIX = "qt_"
+MAX_TOKEN_LENGTH = 200
+_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: uuid.UUID
+    name: str
+    email: str
+    created_at: datetime
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class TokenCache:
+    """Bounded LRU of token hash → user. Users and tokens never change, so entries never go stale."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, UserRecord] = OrderedDict()
+
+    def get(self, key: bytes) -> UserRecord | None:
+        user = self._items.get(key)
+        if user is not None:
+            self._items.move_to_end(key)
+        return user
+
+    def put(self, key: bytes, user: UserRecord) -> None:
+        self._items[key] = user
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+_INSERT_USER = text(
+    """
+    INSERT INTO users (id, name, email, token_hash) VALUES (:id, :name, :email, :token_hash)
+    ON CONFLICT ((lower(email))) DO NOTHING
+    RETURNING created_at
+    """
+)
+
+
+async def create_user(conn: AsyncConnection, name: str, email: str) -> tuple[UserRecord, str]:
+    token = new_token()
+    user_id = uuid.uuid4()
+    params = {"id": user_id, "name": name, "email": email, "token_hash": hash_token(token)}
+    created_at = (await conn.execute(_INSERT_USER, params)).scalar_one_or_none()
+    if created_at is None:
+        raise ProblemError(409, "email-taken", "a user with this email already exists")
+    return UserRecord(user_id, name, email, created_at), token
+
+
+async def user_by_token(conn: AsyncConnection, token: str) -> UserRecord | None:
+    row = (
+        await conn.execute(
+            text("SELECT id, name, email, created_at FROM users WHERE token_hash = :h"), {"h": hash_token(token)}
+        )
+    ).first()
+    return UserRecord(row.id, row.name, row.email, row.created_at) if row else None
