@@ -1,0 +1,68 @@
+"""Test database plumbing shared by every suite: which server, a clean state per test, raw SQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from app.config import PROJECT_ROOT
+from app.db import embedded_socket_url, ensure_database, normalise_url
+
+TEST_DATABASE = "quits_test"
+TABLES = ("idempotency_keys", "ledger_entries", "settlements", "expenses", "memberships", "groups", "users")
+
+
+def test_database_url() -> URL:
+    """TEST_DATABASE_URL when set (CI: PostgreSQL 15), else the embedded server's quits_test database.
+
+    DATABASE_URL is deliberately not used: tests truncate tables and must never touch a dev database.
+    """
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        return normalise_url(explicit)
+    url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", TEST_DATABASE)
+    asyncio.run(ensure_database(url))
+    return url
+
+
+def dsn(url: URL, database: str | None = None) -> str:
+    plain = url.set(drivername="postgresql")
+    if database is not None:
+        plain = plain.set(database=database)
+    return plain.render_as_string(hide_password=False)
+
+
+def run_sql(url: URL, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one statement on a fresh connection (outside the app) and return its rows."""
+
+    async def go() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def reset(url: URL) -> None:
+    """Empty every table. Triggers (the ledger's immutability guard) are bypassed for this session only."""
+
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn(url))
+        try:
+            await conn.execute("SET session_replication_role = replica")
+            await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def counts(url: URL) -> dict[str, int]:
+    sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in TABLES)
+    return {r["t"]: r["n"] for r in run_sql(url, sql)}
