@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -101,6 +102,28 @@ async def _on_http(_: Request, exc: Exception) -> Response:
     return problem_response(ProblemError(exc.status_code, slug, detail, headers=headers))
 
 
+def _database_unavailable() -> ProblemError:
+    return ProblemError(
+        503, "database-unavailable", "the database is unavailable; retry later", headers={"Retry-After": "1"}
+    )
+
+
+async def _on_unreachable(_: Request, exc: Exception) -> Response:
+    """Connection refused, connect/pool timeouts: nothing was written, so the client may retry."""
+    logger.warning("database unreachable: %r", exc)
+    return problem_response(_database_unavailable())
+
+
+async def _on_database_error(request: Request, exc: Exception) -> Response:
+    from app.tx import sqlstate
+
+    code = sqlstate(exc) or ""
+    invalidated = bool(getattr(exc, "connection_invalidated", False))
+    if invalidated or code.startswith("08") or code in ("57014", "57P01", "57P03", "53300"):
+        return await _on_unreachable(request, exc)
+    return await _on_unhandled(request, exc)
+
+
 async def _on_unhandled(_: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
     return problem_response(ProblemError(500, "internal-error", "an internal error occurred"))
@@ -110,4 +133,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(OSError, _on_unreachable)  # includes TimeoutError, ConnectionRefusedError
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _on_unreachable)  # pool exhausted
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unhandled)

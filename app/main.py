@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 
-from app import errors, idempotency
+from app import errors, idempotency, openapi
 from app.api import balances, expenses, groups, health, settlements, users
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, resolve_url, stop_embedded
@@ -60,12 +61,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)
 
 
+def _operation_id(route: APIRoute) -> str:
+    """operationId is the handler's name (post_expense, get_balances, ...): stable and readable."""
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="quits",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings or get_settings()
     app.state.token_cache = TokenCache()
@@ -73,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (users, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
+    openapi.install(app)
     return app
 
 

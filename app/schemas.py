@@ -14,15 +14,38 @@ CurrencyCode = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Description = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500, pattern=r"\S")]
 Note = Annotated[StrictStr, StringConstraints(max_length=500)]
 # The money grammar itself (and the currency's decimals) is checked by app.money; this bounds the size.
+# `json_schema_extra` patterns document the grammar without changing validation (app.money owns it).
+MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+SIGNED_MONEY_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 MoneyStr = Annotated[
     StrictStr,
     Field(
         max_length=40,
-        description='Decimal string in the group\'s currency, e.g. "12.34" (USD), "100" (JPY), "1.500" (KWD).',
+        description=(
+            'Decimal string in the group\'s currency, e.g. "12.34" (USD), "100" (JPY), "1.500" (KWD): no sign, '
+            "exponent, whitespace or leading zeros, at most the currency's decimals, at most 10^12 minor units. "
+            "Never a JSON number."
+        ),
         examples=["12.34"],
+        json_schema_extra={"pattern": MONEY_PATTERN},
     ),
 ]
-SignedMoney = Annotated[str, Field(description="Signed decimal string with the currency's full decimals.")]
+Amount = Annotated[
+    str,
+    Field(
+        description="Decimal string with the currency's full number of decimals.",
+        examples=["10.50"],
+        json_schema_extra={"pattern": MONEY_PATTERN},
+    ),
+]
+SignedMoney = Annotated[
+    str,
+    Field(
+        description="Signed decimal string with the currency's full decimals; negative amounts start with `-`.",
+        examples=["-10.50"],
+        json_schema_extra={"pattern": SIGNED_MONEY_PATTERN},
+    ),
+]
 T = TypeVar("T")
 SplitType = Literal["equal", "percentage", "exact", "shares"]
 
@@ -81,9 +104,29 @@ class MembersOut(BaseModel):
 
 class ParticipantIn(Strict):
     user_id: UUID
-    percentage: Annotated[StrictStr, Field(max_length=20)] | None = None
+    percentage: (
+        Annotated[
+            StrictStr,
+            Field(
+                max_length=20,
+                description="split_type percentage: decimal string, at most 4 decimals, 0 < p <= 100; all sum to 100.",
+                examples=["33.33"],
+                json_schema_extra={"pattern": r"^(0|[1-9][0-9]*)(\.[0-9]{1,4})?$"},
+            ),
+        ]
+        | None
+    ) = None
     amount: MoneyStr | None = None
-    shares: StrictInt | None = None
+    shares: (
+        Annotated[
+            StrictInt,
+            Field(
+                description="split_type shares: a positive JSON integer (not a string, not 2.0), at most 10^6.",
+                json_schema_extra={"minimum": 1, "maximum": 1_000_000},
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ExpenseIn(Strict):
@@ -97,14 +140,14 @@ class ExpenseIn(Strict):
 
 class ShareOut(BaseModel):
     user_id: UUID
-    amount: str
+    amount: Amount
 
 
 class ExpenseOut(BaseModel):
     id: UUID
     group_id: UUID
     description: str
-    amount: str
+    amount: Amount
     currency: str
     paid_by: UUID
     split_type: SplitType
@@ -127,7 +170,7 @@ class SettlementOut(BaseModel):
     group_id: UUID
     from_user_id: UUID
     to_user_id: UUID
-    amount: str
+    amount: Amount
     currency: str
     note: str | None
     created_by: UUID
@@ -142,7 +185,7 @@ class BalanceOut(BaseModel):
 class PaymentOut(BaseModel):
     from_user_id: UUID
     to_user_id: UUID
-    amount: str
+    amount: Amount
 
 
 class BalancesOut(BaseModel):

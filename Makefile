@@ -1,0 +1,39 @@
+# The two front-door commands: `make run` (fresh machine → serving API) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install lint bench openapi verify clean-db
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+	test -f .env || cp .env.example .env
+
+## Serve on http://$(HOST):$(PORT): embedded PostgreSQL (no DATABASE_URL), migrations applied on startup.
+run: install
+	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+## The full suite: unit, integration, concurrency (embedded PostgreSQL unless TEST_DATABASE_URL is set).
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check app tests bench scripts
+	$(PY) -m mypy app
+
+bench: install
+	$(PY) bench/run.py
+
+openapi: install
+	$(PY) scripts/export_openapi.py
+
+verify: install
+	$(PY) -m app.verify

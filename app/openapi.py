@@ -1,0 +1,299 @@
+"""The OpenAPI document: FastAPI's, completed with what the routers cannot express.
+
+`install(app)` replaces `app.openapi` with a generator that adds the RFC 9457 `Problem` schema, the
+bearer security scheme, the error responses every operation can return (all `application/problem+json`),
+the response headers (`WWW-Authenticate`, `Retry-After`, `Idempotent-Replayed`) and the documented
+constraints of the query and header parameters. FastAPI's `HTTPValidationError` is removed: this API
+reports validation errors as problem details. `docs/openapi.yaml` is exported from this document by
+`scripts/export_openapi.py` and a test keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from app.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from app.pagination import MAX_CURSOR_LENGTH
+
+MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+SIGNED_MONEY_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+PERCENTAGE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,4})?$"
+
+BEARER_SCHEME = "bearerAuth"
+PROBLEM_REF = "#/components/schemas/Problem"
+PUBLIC_OPERATIONS = frozenset({("post", "/v1/users")})
+"""Operations under /v1 that need no bearer token."""
+
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+DECISIONS = f"""
+## Conventions
+
+- **Auth**: `Authorization: Bearer <api_token>` on every `/v1` operation except `POST /v1/users`
+  (which returns the token, once). A missing or bad token is a 401 with `WWW-Authenticate: Bearer`.
+  A group the caller is not a member of does not exist for them: 404.
+- **Errors** are RFC 9457 problem details (`Content-Type: {PROBLEM_MEDIA_TYPE}`, schema `Problem`);
+  `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
+  a malformed path UUID or query parameter is a 422 too, a bad `cursor` or `Idempotency-Key` a 400.
+  An unknown path is a 404 and an undeclared method a 405 (both problem details).
+- **Money** is a decimal string (`{MONEY_PATTERN}`) with no more decimals than the group's currency
+  has, at most 10^12 minor units; responses render the currency's full decimals, signed amounts
+  (nets, ledger entries) with a leading `-`. Expense and settlement amounts must be greater than zero.
+- **Lists** are newest first and keyset-paginated: `?limit=` (1..200, default 50) and the opaque
+  `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
+- **Database unavailable** (or contention that outlasts the bounded retries): 503 problem with
+  `Retry-After`; nothing was written. `GET /health` then answers 503
+  `{{"status": "degraded", "database": "unavailable"}}`.
+
+## Decisions the contract leaves open
+
+- Any current member may record expenses and settlements, and edit or void any expense of the group.
+- Voiding is idempotent: a second `DELETE` of an expense returns 200 with the same voided expense and
+  posts nothing. Editing (`PUT`) a voided expense is a 409.
+- Editing or voiding an expense whose payer or participants include a former member is a 409.
+- `Idempotency-Key` values are kept at least 24 hours, per user; only committed requests are
+  remembered, so a request rejected by validation leaves its key unused.
+- Lists include voided expenses (with `voided_at` set).
+"""
+
+IDEMPOTENCY_DESCRIPTION = (
+    f"Optional. 1..{MAX_KEY_LENGTH} printable ASCII characters (0x20-0x7E), also accepted as an RFC 8941 "
+    "quoted string; scoped to the authenticated user and kept at least 24 hours. Same key and same request "
+    "(method, path and canonical JSON body): the original status and body are replayed with "
+    f"`{REPLAYED_HEADER}: true` and nothing is written. Same key, different request: 422 "
+    "`idempotency-key-reused`. Same key still in progress in another request: 409 `idempotency-key-in-use`. "
+    "Any other value, the empty key included: 400 `invalid-idempotency-key`. Only committed requests are "
+    "remembered: a request rejected by validation leaves the key unused. Without the header the request is "
+    "simply not idempotent."
+)
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details, served as application/problem+json.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "format": "uri",
+            "description": f"{PROBLEM_BASE}<slug>, e.g. {PROBLEM_BASE}validation-error",
+            "examples": [f"{PROBLEM_BASE}validation-error"],
+        },
+        "title": {"type": "string", "description": "Short summary of the status, e.g. Unprocessable Content"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status code"},
+        "detail": {"type": "string", "description": "Human-readable explanation of this occurrence"},
+        "errors": {
+            "type": "array",
+            "description": "Present on validation errors (422): one entry per invalid input.",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg"],
+                "properties": {
+                    "loc": {
+                        "type": "array",
+                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                        "description": 'Where the error is, e.g. ["body", "participants", 0, "amount"]',
+                    },
+                    "msg": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+ERROR_DESCRIPTIONS: dict[str, str] = {
+    "400": "Bad request: a bad `cursor` or `Idempotency-Key`",
+    "401": "Missing or invalid bearer token",
+    "404": "Not found, or not visible to the caller (a group they are not a member of)",
+    "409": "Conflict",
+    "422": "Invalid request (body, path or query parameter); nothing was written",
+    "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
+}
+
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+WWW_AUTHENTICATE_HEADER = {"description": "Always `Bearer`.", "schema": {"type": "string", "enum": ["Bearer"]}}
+REPLAYED_RESPONSE_HEADER = {
+    "description": (
+        f"`true` when this is the stored response of an earlier request with the same `{IDEMPOTENCY_HEADER}`; "
+        "absent otherwise."
+    ),
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}}
+
+
+def _strip_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`anyOf: [X, {type: null}]` (FastAPI's rendering of `X | None`) → X, keeping the outer annotations."""
+    branches = schema.get("anyOf")
+    if not isinstance(branches, list):
+        return schema
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) != 1:
+        return schema
+    outer = {k: v for k, v in schema.items() if k not in ("anyOf", "title")}
+    return {**kept[0], **outer}
+
+
+def _document_parameters(op: dict[str, Any]) -> None:
+    for param in op.get("parameters", []):
+        name, where = param["name"], param["in"]
+        if where == "query" and name == "limit":
+            param["schema"] = {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
+            param["description"] = "Page size, 1..200 (default 50). Out of range or not an integer: 422."
+        elif where == "query" and name == "cursor":
+            param["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH}
+            param["description"] = (
+                "Opaque cursor: the `next_cursor` of the previous page of the same list. Anything else: 400."
+            )
+        elif where == "header" and name == IDEMPOTENCY_HEADER:
+            param["schema"] = {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_KEY_LENGTH,
+                "pattern": "^[ -~]+$",
+                "examples": ["4f9c2a1e-create-dinner"],
+            }
+            param["description"] = IDEMPOTENCY_DESCRIPTION
+        elif "schema" in param:
+            param["schema"] = _strip_null(param["schema"])
+
+
+def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
+    """Every error status the operation can answer with (besides 405 for a method it does not have)."""
+    codes: set[str] = set()
+    params = op.get("parameters", [])
+    if params or "requestBody" in op:
+        codes.add("422")
+    if path.startswith("/v1"):
+        codes.add("503")
+        if (method, path) not in PUBLIC_OPERATIONS:
+            codes.add("401")
+    if any(p["in"] == "path" for p in params):
+        codes.add("404")
+    names = {p["name"] for p in params}
+    if IDEMPOTENCY_HEADER in names:
+        codes.update({"400", "409"})
+    if "cursor" in names:
+        codes.add("400")
+    return codes
+
+
+def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
+    responses: dict[str, Any] = op.setdefault("responses", {})
+    for code in _error_codes(path, method, op):
+        responses.setdefault(code, _problem_response(ERROR_DESCRIPTIONS[code]))
+    for code, response in responses.items():
+        if not code.startswith(("4", "5")) or (path == "/health" and code == "503"):
+            continue
+        # Error bodies are always problem details; FastAPI's HTTPValidationError never is what we send.
+        response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+        if code == "401":
+            response.setdefault("headers", {})["WWW-Authenticate"] = WWW_AUTHENTICATE_HEADER
+        if code == "503":
+            response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
+    if any(p["name"] == IDEMPOTENCY_HEADER for p in op.get("parameters", [])):
+        for code, response in responses.items():
+            if code.startswith("2"):
+                response.setdefault("headers", {})[REPLAYED_HEADER] = REPLAYED_RESPONSE_HEADER
+    op["responses"] = dict(sorted(responses.items()))
+
+
+def _document_security(path: str, method: str, op: dict[str, Any]) -> None:
+    if path.startswith("/v1") and (method, path) not in PUBLIC_OPERATIONS:
+        op["security"] = [{BEARER_SCHEME: []}]
+    else:
+        op["security"] = []
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        for value in node.values():
+            found |= _refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node)) if node else set()
+    return set()
+
+
+_NUMERIC_KEYWORDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
+
+
+def _integral_bounds(node: Any) -> Any:
+    """FastAPI's OpenAPI model turns integer bounds into floats (1.0); render them as written (1)."""
+    if isinstance(node, dict):
+        return {
+            k: int(v) if k in _NUMERIC_KEYWORDS and isinstance(v, float) and v.is_integer() else _integral_bounds(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_integral_bounds(v) for v in node]
+    return node
+
+
+def _drop_unused_validation_schemas(document: dict[str, Any]) -> None:
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    dangling = {r for r in _refs(document) if r.rsplit("/", 1)[-1] not in schemas}
+    if dangling:
+        raise RuntimeError(f"OpenAPI document references missing schemas: {sorted(dangling)}")
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        summary=app.summary,
+        description=(app.description or "").rstrip() + "\n" + DECISIONS,
+        routes=app.routes,
+        tags=app.openapi_tags,
+        servers=app.servers,
+    )
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["schemas"] = dict(sorted(schemas.items()))
+    components["securitySchemes"] = {
+        BEARER_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`Authorization: Bearer <api_token>`, the token returned once by `POST /v1/users`.",
+        }
+    }
+    for path, item in document.get("paths", {}).items():
+        for method in HTTP_METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            _document_parameters(op)
+            _document_responses(path, method, op)
+            _document_security(path, method, op)
+    _drop_unused_validation_schemas(document)
+    # A plain tree (no shared sub-objects): safe to mutate, and dumps to YAML without anchors.
+    plain: dict[str, Any] = _integral_bounds(json.loads(json.dumps(document)))
+    return plain
+
+
+def install(app: FastAPI) -> None:
+    """Serve the completed document at /openapi.json (built once, on first use)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

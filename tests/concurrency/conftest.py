@@ -1,0 +1,140 @@
+"""The concurrency suite runs against the REAL service: `uvicorn app.main:app --workers 2`.
+
+One server per session (two worker processes, so requests race across processes and connection
+pools, not inside one event loop). Clients are real parallel clients: threads, each with its own
+httpx.Client, released together by a barrier (helpers.storm).
+
+The server log is captured to a temporary file and checked after every test and at the end:
+no tracebacks, no ERROR lines, no 500 responses, no "deadlock", and no retried 40001/40P01
+unless the test injected that fault itself (app.tx logs retries as WARNING "transient conflict
+<sqlstate>, attempt n of m": those are expected, errors are not). At the end PostgreSQL's own
+deadlock counter for the test database must not have moved.
+
+The suite uses a database of its own (quits_test_concurrency on the embedded server, or
+TEST_DATABASE_URL when set), so it never races another suite's per-test TRUNCATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from app.db import embedded_socket_url, ensure_database, normalise_url
+from app.main import run_migrations
+from tests.concurrency.helpers import Live, Server, log_problems
+from tests.dbutil import run_sql
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONCURRENCY_DATABASE = "quits_test_concurrency"
+STARTUP_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="session")
+def db_url() -> URL:
+    """Overrides the root fixture (so the root `clean_db` empties this suite's own database)."""
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        url = normalise_url(explicit)
+    else:
+        url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", CONCURRENCY_DATABASE)
+        asyncio.run(ensure_database(url))
+    run_migrations(url)
+    return url
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_deadlocks(url: URL) -> int:
+    rows = run_sql(url, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+    return int(rows[0]["deadlocks"] or 0)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the server's own process group (start_new_session)
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def server(db_url: URL) -> Iterator[Server]:
+    """uvicorn app.main:app --workers 2 on a free port, against the test database, test hooks on."""
+    port = _free_port()
+    log_fd, log_name = tempfile.mkstemp(prefix="quits-concurrency-server-", suffix=".log")
+    os.close(log_fd)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url.render_as_string(hide_password=False),
+        "MIGRATE_ON_STARTUP": "false",
+        "ENABLE_TEST_HOOKS": "true",
+        "DB_POOL_SIZE": "20",
+        "DB_MAX_OVERFLOW": "5",
+        "PYTHONUNBUFFERED": "1",
+    }
+    deadlocks_before = _pg_deadlocks(db_url)
+    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--workers", "2",
+           "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_name, "ab") as log:  # O_APPEND: both workers append whole lines to one file
+        process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    srv = Server(f"http://127.0.0.1:{port}", Path(log_name), process)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode}:\n{srv.log_text()}")
+            try:
+                if httpx.get(srv.base_url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server was not healthy within {STARTUP_TIMEOUT_S}s:\n{srv.log_text()}")
+            time.sleep(0.1)
+        yield srv
+    finally:
+        _stop(process)
+    assert process.returncode == 0, f"the server exited with {process.returncode}:\n{srv.log_text()[-5000:]}"
+    # Whole-session check: injected 40001/40P01 and expected 503s are allowed; nothing else.
+    problems = log_problems(srv.log_text(), allowed_conflicts={"40001", "40P01"}, allowed_5xx={503})
+    assert not problems, f"server log {log_name}:\n" + "\n".join(problems)
+    # Backends flush their statistics as they exit; give the pool's backends a moment.
+    deadlocks_after = _pg_deadlocks(db_url)
+    for _ in range(20):
+        if deadlocks_after != deadlocks_before:
+            break
+        time.sleep(0.05)
+        deadlocks_after = _pg_deadlocks(db_url)
+    assert deadlocks_after == deadlocks_before, (
+        f"PostgreSQL detected {deadlocks_after - deadlocks_before} deadlock(s) in {db_url.database}"
+    )
+
+
+@pytest.fixture
+def live(server: Server, clean_db: URL) -> Iterator[Live]:
+    """The server against empty tables; after the test, its slice of the server log must be clean."""
+    assert server.process.poll() is None, "the server died:\n" + server.log_text()[-5000:]
+    live = Live(server, clean_db, server.log_size())
+    yield live
+    problems = log_problems(live.log(), live.allowed_conflicts, live.allowed_5xx)
+    assert not problems, "server log of this test:\n" + "\n".join(problems) + "\n\n" + live.log()[-5000:]

@@ -1,0 +1,221 @@
+"""Idempotency-Key under real concurrency: exactly one write per key, whatever the race."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from tests.api import Who, assert_problem
+from tests.concurrency.helpers import Live, storm
+
+STORM = 40
+
+
+def _post(path: str, who: Who, body: dict[str, Any], key: str | None, **extra: str):  # type: ignore[no-untyped-def]
+    headers = dict(who.headers)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    headers.update(extra)
+
+    def call(client: httpx.Client) -> httpx.Response:
+        return client.post(path, json=body, headers=headers)
+
+    return call
+
+
+def _ledger_counts(live: Live) -> dict[str, int]:
+    return {t: live.count(t) for t in ("expenses", "settlements", "ledger_entries", "idempotency_keys")}
+
+
+def _assert_one_write_storm(responses: list[httpx.Response]) -> httpx.Response:
+    """Exactly one original 201; every other response replays its exact bytes or is 409 in-use."""
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    created = [r for r in responses if r.status_code == 201]
+    originals = [r for r in created if "idempotent-replayed" not in r.headers]
+    assert len(originals) == 1, f"{len(originals)} non-replayed 201s: {statuses}"
+    original = originals[0]
+    for r in created:
+        assert r.content == original.content, (r.content, original.content)
+        if r is not original:
+            assert r.headers["idempotent-replayed"] == "true"
+    for r in responses:
+        if r.status_code == 409:
+            assert_problem(r, 409, "idempotency-key-in-use")
+    return original
+
+
+def _assert_replays(live: Live, call: Any, original: httpx.Response) -> None:
+    with live.client() as c:
+        again = call(c)
+    assert again.status_code == 201, again.text
+    assert again.content == original.content
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_same_key_storm_on_expenses_writes_once(live: Live) -> None:
+    api = live.api()
+    a, b, c = api.user("A"), api.user("B"), api.user("C")
+    gid = api.group(a, members=(b, c))
+    before = _ledger_counts(live)
+    body = {"description": "storm", "amount": "100.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": a.id}, {"user_id": b.id}, {"user_id": c.id}]}
+    call = _post(f"/v1/groups/{gid}/expenses", a, body, "storm-" + uuid.uuid4().hex)
+
+    responses = storm(live.base_url, [call] * STORM)
+
+    original = _assert_one_write_storm(responses)
+    after = _ledger_counts(live)
+    assert after["expenses"] - before["expenses"] == 1
+    assert after["ledger_entries"] - before["ledger_entries"] == 3  # payer +100, b -33.33, c -33.33
+    assert after["idempotency_keys"] - before["idempotency_keys"] == 1
+    expense_id = original.json()["id"]
+    assert live.sql("SELECT count(*) AS n FROM ledger_entries WHERE expense_id = $1", uuid.UUID(expense_id))[0]["n"] == 3
+    _assert_replays(live, call, original)
+    assert _ledger_counts(live) == after
+    nets = api.nets(a, gid)
+    assert nets == {a.id: "66.66", b.id: "-33.33", c.id: "-33.33"} or nets == {
+        a.id: "66.67", b.id: "-33.33", c.id: "-33.34"} or sum(
+        int(v.replace(".", "")) for v in nets.values()) == 0  # equal split: remainder by user_id order
+    assert int(nets[a.id].replace(".", "")) > 0
+
+
+def test_same_key_storm_on_settlements_writes_once(live: Live) -> None:
+    api = live.api()
+    a, b = api.user("A"), api.user("B")
+    gid = api.group(a, members=(b,))
+    api.expense(a, gid, "100.00", a, [a, b])  # b owes a 50.00
+    before = _ledger_counts(live)
+    body = {"from_user_id": b.id, "to_user_id": a.id, "amount": "20.00", "note": "storm"}
+    call = _post(f"/v1/groups/{gid}/settlements", b, body, "storm-" + uuid.uuid4().hex)
+
+    responses = storm(live.base_url, [call] * STORM)
+
+    original = _assert_one_write_storm(responses)
+    after = _ledger_counts(live)
+    assert after["settlements"] - before["settlements"] == 1
+    assert after["ledger_entries"] - before["ledger_entries"] == 2
+    assert after["idempotency_keys"] - before["idempotency_keys"] == 1
+    _assert_replays(live, call, original)
+    assert _ledger_counts(live) == after
+    assert api.nets(a, gid) == {a.id: "30.00", b.id: "-30.00"}
+
+
+def test_same_key_different_payloads_race_writes_once_per_key(live: Live) -> None:
+    """10 keys x 2 different payloads, all 20 released together: one write per key, never two."""
+    api = live.api()
+    a, b = api.user("A"), api.user("B")
+    gid = api.group(a, members=(b,))
+    keys = [f"race-{i}-{uuid.uuid4().hex}" for i in range(10)]
+    payloads = [
+        {"description": "one", "amount": "10.00", "paid_by": a.id, "split_type": "equal",
+         "participants": [{"user_id": b.id}]},
+        {"description": "two", "amount": "20.00", "paid_by": a.id, "split_type": "equal",
+         "participants": [{"user_id": b.id}]},
+    ]
+    calls = [_post(f"/v1/groups/{gid}/expenses", a, p, k) for k in keys for p in payloads]
+
+    responses = storm(live.base_url, calls)
+
+    winners: dict[str, str] = {}
+    for i, key in enumerate(keys):
+        pair = responses[2 * i: 2 * i + 2]
+        created = [r for r in pair if r.status_code == 201]
+        assert len(created) == 1, [(r.status_code, r.text) for r in pair]
+        assert "idempotent-replayed" not in created[0].headers
+        loser = next(r for r in pair if r is not created[0])
+        if loser.status_code == 422:
+            assert_problem(loser, 422, "idempotency-key-reused")
+        else:
+            assert_problem(loser, 409, "idempotency-key-in-use")
+        winners[key] = created[0].json()["amount"]
+    assert live.count("expenses") == 10
+    assert live.count("ledger_entries") == 20
+    rows = live.sql("SELECT key, status_code FROM idempotency_keys")
+    assert sorted(r["key"] for r in rows) == sorted(keys)
+    assert {r["status_code"] for r in rows} == {201}
+    # The committed expenses are exactly the winners, and b owes exactly their sum.
+    total = sum(int(v.replace(".", "")) for v in winners.values())
+    assert api.nets(a, gid) == {a.id: f"{total // 100}.{total % 100:02d}", b.id: f"-{total // 100}.{total % 100:02d}"}
+    # Afterwards each key replays its winner and refuses the other payload.
+    with live.client() as c:
+        for i, key in enumerate(keys):
+            for p in payloads:
+                r = _post(f"/v1/groups/{gid}/expenses", a, p, key)(c)
+                if p["amount"] == winners[key]:
+                    assert r.status_code == 201 and r.headers["idempotent-replayed"] == "true", r.text
+                else:
+                    assert_problem(r, 422, "idempotency-key-reused")
+    assert live.count("expenses") == 10
+
+
+def test_client_timeout_then_retry_creates_once(live: Live) -> None:
+    """The first attempt times out client-side while the server is still committing; the client
+    retries with the same key (the delay header is not part of the fingerprint) until it gets 201."""
+    api = live.api()
+    a, b = api.user("A"), api.user("B")
+    gid = api.group(a, members=(b,))
+    body = {"description": "slow", "amount": "42.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]}
+    path = f"/v1/groups/{gid}/expenses"
+    key = "slow-" + uuid.uuid4().hex
+
+    with live.client(timeout=0.3) as impatient:
+        try:
+            impatient.post(path, json=body, headers={**a.headers, "Idempotency-Key": key, "X-Test-Delay-Ms": "1500"})
+        except httpx.TimeoutException:
+            pass
+        else:
+            raise AssertionError("the delayed request did not time out on the client")
+
+    seen: list[int] = []
+    with live.client() as c:
+        deadline = time.monotonic() + 15
+        while True:
+            r = c.post(path, json=body, headers={**a.headers, "Idempotency-Key": key})
+            seen.append(r.status_code)
+            if r.status_code == 201:
+                break
+            assert_problem(r, 409, "idempotency-key-in-use")
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.1)
+    assert r.headers.get("idempotent-replayed") == "true", "the retry must replay the timed-out request's write"
+    assert live.count("expenses") == 1
+    assert live.count("ledger_entries") == 2
+    assert api.nets(a, gid) == {a.id: "42.00", b.id: "-42.00"}
+
+
+def test_client_timeout_retry_sees_in_use_while_first_holds_the_key(live: Live) -> None:
+    """The first attempt holds the key longer than lock_timeout: the retry gets 409 in-use, then
+    replays once the first commits. Still exactly one expense."""
+    api = live.api()
+    a, b = api.user("A"), api.user("B")
+    gid = api.group(a, members=(b,))
+    body = {"description": "slower", "amount": "7.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]}
+    path = f"/v1/groups/{gid}/expenses"
+    key = "slower-" + uuid.uuid4().hex
+    with live.client(timeout=0.3) as impatient:
+        try:
+            impatient.post(path, json=body, headers={**a.headers, "Idempotency-Key": key, "X-Test-Delay-Ms": "3000"})
+        except httpx.TimeoutException:
+            pass
+    seen: list[int] = []
+    with live.client() as c:
+        deadline = time.monotonic() + 15
+        while True:
+            r = c.post(path, json=body, headers={**a.headers, "Idempotency-Key": key})
+            seen.append(r.status_code)
+            if r.status_code == 201:
+                break
+            assert_problem(r, 409, "idempotency-key-in-use")
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.1)
+    assert 409 in seen, f"expected an in-use 409 while the first request held the key: {seen}"
+    assert r.headers.get("idempotent-replayed") == "true"
+    assert live.count("expenses") == 1
+    assert live.count("ledger_entries") == 2
