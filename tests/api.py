@@ -55,8 +55,13 @@ class Api:
         expect: int | None = 201,
     ) -> httpx.Response:
         parts = [{"user_id": p.id} if isinstance(p, Who) else p for p in participants]
-        body = {"description": "x", "amount": amount, "paid_by": paid_by.id, "split_type": split_type,
-                "participants": parts}
+        body = {
+            "description": "x",
+            "amount": amount,
+            "paid_by": paid_by.id,
+            "split_type": split_type,
+            "participants": parts,
+        }
         headers = dict(who.headers)
         if key is not None:
             headers["Idempotency-Key"] = key

@@ -24,7 +24,9 @@ def assert_ledger_matches_balances(db_url: URL) -> None:
            WHERE m.net_minor <> coalesce(l.s, 0)""",
     )
     assert drift == []
-    unbalanced = run_sql(db_url, "SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount_minor) <> 0")
+    unbalanced = run_sql(
+        db_url, "SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount_minor) <> 0"
+    )
     assert unbalanced == []
     groups = run_sql(db_url, "SELECT group_id FROM memberships GROUP BY group_id HAVING sum(net_minor) <> 0")
     assert groups == []
@@ -116,8 +118,13 @@ def test_amount_bounds(api: Api) -> None:
 
 
 def _payload(a: Who, b: Who, **over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"description": "x", "amount": "10.00", "paid_by": a.id, "split_type": "equal",
-                            "participants": [{"user_id": a.id}, {"user_id": b.id}]}
+    body: dict[str, Any] = {
+        "description": "x",
+        "amount": "10.00",
+        "paid_by": a.id,
+        "split_type": "equal",
+        "participants": [{"user_id": a.id}, {"user_id": b.id}],
+    }
     body.update(over)
     return body
 
@@ -237,8 +244,9 @@ def test_edit_reverses_and_reposts(api: Api, db_url: URL) -> None:
     edited = r.json()
     assert edited["version"] == 2 and edited["amount"] == "12.00" and edited["created_at"] == e["created_at"]
     assert api.nets(a, gid) == {a.id: "0.00", b.id: "6.00", c.id: "-6.00"}
-    kinds = run_sql(db_url, "SELECT kind, count(*) n FROM ledger_entries WHERE expense_id = $1::uuid GROUP BY kind",
-                    e["id"])
+    kinds = run_sql(
+        db_url, "SELECT kind, count(*) n FROM ledger_entries WHERE expense_id = $1::uuid GROUP BY kind", e["id"]
+    )
     assert {r["kind"]: r["n"] for r in kinds} == {"expense": 4 + 3, "reversal": 4}
     assert api.client.get(f"/v1/groups/{gid}/expenses/{e['id']}", headers=a.headers).json() == edited
     assert_ledger_matches_balances(db_url)
@@ -252,8 +260,11 @@ def test_invalid_edit_writes_nothing(api: Api, db_url: URL) -> None:
     r = api.client.put(f"/v1/groups/{gid}/expenses/{e['id']}", json=_payload(a, b, amount="1e3"), headers=a.headers)
     assert_problem(r, 422)
     outsider = api.user()
-    r = api.client.put(f"/v1/groups/{gid}/expenses/{e['id']}",
-                       json=_payload(a, outsider, participants=[{"user_id": outsider.id}]), headers=a.headers)
+    r = api.client.put(
+        f"/v1/groups/{gid}/expenses/{e['id']}",
+        json=_payload(a, outsider, participants=[{"user_id": outsider.id}]),
+        headers=a.headers,
+    )
     assert_problem(r, 422)
     assert counts(db_url) == before | {"users": before["users"] + 1}
     assert api.client.get(f"/v1/groups/{gid}/expenses/{e['id']}", headers=a.headers).json()["version"] == 1

@@ -43,8 +43,10 @@ def test_list_groups_keyset_pagination_newest_first(api: Api) -> None:
     assert seen == list(reversed(mine))
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"limit": "x"}, {"cursor": "!!!"},
-                                    {"cursor": "dGVzdA"}, {"cursor": "x" * 300}])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 201}, {"limit": "x"}, {"cursor": "!!!"}, {"cursor": "dGVzdA"}, {"cursor": "x" * 300}],
+)
 def test_bad_limit_or_cursor_is_4xx_problem(api: Api, params: dict[str, object]) -> None:
     a = api.user()
     r = api.client.get("/v1/groups", params=params, headers=a.headers)
@@ -77,9 +79,17 @@ def test_non_member_sees_404_everywhere(api: Api) -> None:
         ("POST", f"/v1/groups/{gid}/members", {"user_id": outsider.id}),
         ("DELETE", f"/v1/groups/{gid}/members/{a.id}", None),
         ("POST", f"/v1/groups/{gid}/settlements", {"from_user_id": a.id, "to_user_id": outsider.id, "amount": "1"}),
-        ("POST", f"/v1/groups/{gid}/expenses",
-         {"description": "x", "amount": "1.00", "paid_by": a.id, "split_type": "equal",
-          "participants": [{"user_id": a.id}]}),
+        (
+            "POST",
+            f"/v1/groups/{gid}/expenses",
+            {
+                "description": "x",
+                "amount": "1.00",
+                "paid_by": a.id,
+                "split_type": "equal",
+                "participants": [{"user_id": a.id}],
+            },
+        ),
     ]:
         r = api.client.request(method, path, json=body, headers=h)
         assert_problem(r, 404)

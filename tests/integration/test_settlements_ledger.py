@@ -17,13 +17,24 @@ def test_settlement_moves_balances(api: Api, db_url: URL) -> None:
     a, b = api.user(), api.user()
     gid = api.group(a, members=(b,))
     api.expense(a, gid, "10.00", a, [a, b])
-    r = api.client.post(f"/v1/groups/{gid}/settlements",
-                        json={"from_user_id": b.id, "to_user_id": a.id, "amount": "2.5", "note": "cash"},
-                        headers=b.headers)
+    r = api.client.post(
+        f"/v1/groups/{gid}/settlements",
+        json={"from_user_id": b.id, "to_user_id": a.id, "amount": "2.5", "note": "cash"},
+        headers=b.headers,
+    )
     assert r.status_code == 201, r.text
     s = r.json()
-    assert set(s) == {"id", "group_id", "from_user_id", "to_user_id", "amount", "currency", "note", "created_by",
-                      "created_at"}
+    assert set(s) == {
+        "id",
+        "group_id",
+        "from_user_id",
+        "to_user_id",
+        "amount",
+        "currency",
+        "note",
+        "created_by",
+        "created_at",
+    }
     assert s["amount"] == "2.50" and s["currency"] == "USD" and s["note"] == "cash" and s["created_by"] == b.id
     assert api.nets(a, gid) == {a.id: "2.50", b.id: "-2.50"}
     page = api.client.get(f"/v1/groups/{gid}/settlements", headers=a.headers).json()
@@ -122,9 +133,11 @@ def test_ledger_lists_entries_newest_first_with_signed_amounts(api: Api) -> None
 
 @pytest.mark.parametrize(
     "sql",
-    ["UPDATE ledger_entries SET amount_minor = amount_minor + 1",
-     "DELETE FROM ledger_entries",
-     "TRUNCATE ledger_entries"],
+    [
+        "UPDATE ledger_entries SET amount_minor = amount_minor + 1",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries",
+    ],
 )
 def test_database_refuses_to_change_ledger_entries(api: Api, db_url: URL, sql: str) -> None:
     a = api.user()
@@ -138,8 +151,9 @@ def test_database_refuses_to_change_ledger_entries(api: Api, db_url: URL, sql: s
 
 def _verify(db_url: URL) -> subprocess.CompletedProcess[str]:
     env = {"DATABASE_URL": dsn(db_url), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "app.verify"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "app.verify"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_verify_command_reports_drift(api: Api, db_url: URL) -> None:
@@ -173,8 +187,9 @@ def test_long_random_sequence_keeps_every_invariant(api: Api, db_url: URL) -> No
             split = rng.choice(["equal", "shares", "percentage", "exact"])
             amount = rng.randint(1, 50_000)
             plist: list[Any] = _parts(rng, split, parts, amount)
-            body = api.expense(actor, gid, f"{amount // 100}.{amount % 100:02d}", rng.choice(users), plist,
-                               split_type=split).json()
+            body = api.expense(
+                actor, gid, f"{amount // 100}.{amount % 100:02d}", rng.choice(users), plist, split_type=split
+            ).json()
             live[body["id"]] = body
             apply(body, +1)
         elif op < 0.65:
@@ -184,8 +199,13 @@ def test_long_random_sequence_keeps_every_invariant(api: Api, db_url: URL) -> No
         elif op < 0.8:
             eid = rng.choice(list(live))
             parts = rng.sample(users, rng.randint(1, 5))
-            body = {"description": f"edit {step}", "amount": "7.77", "paid_by": rng.choice(users).id,
-                    "split_type": "equal", "participants": [{"user_id": p.id} for p in parts]}
+            body = {
+                "description": f"edit {step}",
+                "amount": "7.77",
+                "paid_by": rng.choice(users).id,
+                "split_type": "equal",
+                "participants": [{"user_id": p.id} for p in parts],
+            }
             r = api.client.put(f"/v1/groups/{gid}/expenses/{eid}", json=body, headers=actor.headers)
             assert r.status_code == 200, r.text
             apply(live[eid], -1)
@@ -220,5 +240,7 @@ def _parts(rng: random.Random, split: str, parts: list[Who], amount: int) -> lis
         return [{"user_id": p.id, "percentage": f"{v // 10_000}.{v % 10_000:04d}"} for p, v in zip(parts, pcts)]
     cuts = sorted(rng.randint(0, amount) for _ in range(len(parts) - 1))
     bounds = [0, *cuts, amount]
-    return [{"user_id": p.id, "amount": f"{(bounds[i + 1] - bounds[i]) // 100}.{(bounds[i + 1] - bounds[i]) % 100:02d}"}
-            for i, p in enumerate(parts)]
+    return [
+        {"user_id": p.id, "amount": f"{(bounds[i + 1] - bounds[i]) // 100}.{(bounds[i + 1] - bounds[i]) % 100:02d}"}
+        for i, p in enumerate(parts)
+    ]

@@ -29,8 +29,13 @@ def test_email_is_case_insensitively_unique(api: Api, db_url: URL) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer"}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-     {"Authorization": "Bearer " + "x" * 500}],
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer " + "x" * 500},
+    ],
 )
 def test_bad_or_missing_token_is_401_with_challenge(api: Api, headers: dict[str, str]) -> None:
     r = api.client.get("/v1/users/me", headers=headers)
@@ -41,12 +46,19 @@ def test_bad_or_missing_token_is_401_with_challenge(api: Api, headers: dict[str,
 def test_every_v1_route_except_signup_requires_auth(api: Api) -> None:
     gid = "00000000-0000-0000-0000-000000000001"
     for method, path in [
-        ("GET", "/v1/groups"), ("POST", "/v1/groups"), ("GET", f"/v1/groups/{gid}"),
-        ("POST", f"/v1/groups/{gid}/members"), ("DELETE", f"/v1/groups/{gid}/members/{gid}"),
-        ("POST", f"/v1/groups/{gid}/expenses"), ("GET", f"/v1/groups/{gid}/expenses"),
-        ("GET", f"/v1/groups/{gid}/expenses/{gid}"), ("PUT", f"/v1/groups/{gid}/expenses/{gid}"),
-        ("DELETE", f"/v1/groups/{gid}/expenses/{gid}"), ("POST", f"/v1/groups/{gid}/settlements"),
-        ("GET", f"/v1/groups/{gid}/settlements"), ("GET", f"/v1/groups/{gid}/balances"),
+        ("GET", "/v1/groups"),
+        ("POST", "/v1/groups"),
+        ("GET", f"/v1/groups/{gid}"),
+        ("POST", f"/v1/groups/{gid}/members"),
+        ("DELETE", f"/v1/groups/{gid}/members/{gid}"),
+        ("POST", f"/v1/groups/{gid}/expenses"),
+        ("GET", f"/v1/groups/{gid}/expenses"),
+        ("GET", f"/v1/groups/{gid}/expenses/{gid}"),
+        ("PUT", f"/v1/groups/{gid}/expenses/{gid}"),
+        ("DELETE", f"/v1/groups/{gid}/expenses/{gid}"),
+        ("POST", f"/v1/groups/{gid}/settlements"),
+        ("GET", f"/v1/groups/{gid}/settlements"),
+        ("GET", f"/v1/groups/{gid}/balances"),
         ("GET", f"/v1/groups/{gid}/ledger"),
     ]:
         r = api.client.request(method, path, json={} if method in ("POST", "PUT") else None)
@@ -56,9 +68,15 @@ def test_every_v1_route_except_signup_requires_auth(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [{"name": "A"}, {"email": "a@example.com"}, {"name": "A", "email": "nope"}, {"name": "  ", "email": "a@b.io"},
-     {"name": "A" * 101, "email": "a@b.io"}, {"name": 5, "email": "a@b.io"},
-     {"name": "A", "email": "a" * 250 + "@b.io"}],
+    [
+        {"name": "A"},
+        {"email": "a@example.com"},
+        {"name": "A", "email": "nope"},
+        {"name": "  ", "email": "a@b.io"},
+        {"name": "A" * 101, "email": "a@b.io"},
+        {"name": 5, "email": "a@b.io"},
+        {"name": "A", "email": "a" * 250 + "@b.io"},
+    ],
 )
 def test_invalid_user_payload_is_422_and_writes_nothing(api: Api, db_url: URL, payload: dict[str, object]) -> None:
     assert_problem(api.client.post("/v1/users", json=payload), 422)

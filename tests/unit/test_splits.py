@@ -52,9 +52,7 @@ def canonical(user_ids: Sequence[UUID]) -> list[UUID]:
     return sorted(user_ids, key=str)
 
 
-def check_invariants(
-    allocation: Allocation, total: int, user_ids: Sequence[UUID]
-) -> None:
+def check_invariants(allocation: Allocation, total: int, user_ids: Sequence[UUID]) -> None:
     assert ids(allocation) == canonical(user_ids)
     assert sum(parts(allocation)) == total
     assert all(part >= 0 for part in parts(allocation))
@@ -295,9 +293,7 @@ TOTALS = st.one_of(st.integers(1, 100), st.integers(1, MAX_MINOR))
 
 @FAST
 @given(TOTALS, ID_LISTS, st.data())
-def test_equal_properties(
-    total: int, user_ids: list[UUID], data: st.DataObject
-) -> None:
+def test_equal_properties(total: int, user_ids: list[UUID], data: st.DataObject) -> None:
     result = split_equal(total, user_ids)
     check_invariants(result, total, user_ids)
     amounts = parts(result)
@@ -307,9 +303,7 @@ def test_equal_properties(
     assert split_equal(total, shuffled) == result
 
 
-def check_largest_remainder(
-    result: Allocation, total: int, weights: dict[UUID, int]
-) -> None:
+def check_largest_remainder(result: Allocation, total: int, weights: dict[UUID, int]) -> None:
     """Each part is floor or floor+1 of its exact share; extras go to largest rems."""
     weight_sum = sum(weights.values())
     keyed = []
@@ -323,9 +317,7 @@ def check_largest_remainder(
     assert bonuses == sorted(bonuses, reverse=True)
 
 
-def check_pair_split(
-    split: PairSplit, total: int, entries: list[tuple[UUID, int]], data: st.DataObject
-) -> Allocation:
+def check_pair_split(split: PairSplit, total: int, entries: list[tuple[UUID, int]], data: st.DataObject) -> Allocation:
     result = split(total, entries)
     check_invariants(result, total, [user_id for user_id, _ in entries])
     shuffled = data.draw(st.permutations(entries))
@@ -348,18 +340,14 @@ def weighted_entries(draw: st.DrawFn, max_weight: int) -> list[tuple[UUID, int]]
 
 @FAST
 @given(TOTALS, weighted_entries(10**9), st.data())
-def test_weighted_properties(
-    total: int, entries: list[tuple[UUID, int]], data: st.DataObject
-) -> None:
+def test_weighted_properties(total: int, entries: list[tuple[UUID, int]], data: st.DataObject) -> None:
     result = check_pair_split(split_weighted, total, entries, data)
     check_largest_remainder(result, total, dict(entries))
 
 
 @FAST
 @given(TOTALS, weighted_entries(10**6), st.data())
-def test_shares_properties(
-    total: int, entries: list[tuple[UUID, int]], data: st.DataObject
-) -> None:
+def test_shares_properties(total: int, entries: list[tuple[UUID, int]], data: st.DataObject) -> None:
     result = check_pair_split(split_shares, total, entries, data)
     check_largest_remainder(result, total, dict(entries))
 
@@ -374,17 +362,13 @@ def partition(total: int, cuts: list[int]) -> list[int]:
 def percentage_entries(draw: st.DrawFn) -> list[tuple[UUID, int]]:
     cuts = draw(st.lists(st.integers(1, 999_999), max_size=24, unique=True))
     pcts = partition(1_000_000, cuts)
-    user_ids = draw(
-        st.lists(st.uuids(), min_size=len(pcts), max_size=len(pcts), unique=True)
-    )
+    user_ids = draw(st.lists(st.uuids(), min_size=len(pcts), max_size=len(pcts), unique=True))
     return list(zip(user_ids, pcts, strict=True))
 
 
 @FAST
 @given(TOTALS, percentage_entries(), st.data())
-def test_percentage_properties(
-    total: int, entries: list[tuple[UUID, int]], data: st.DataObject
-) -> None:
+def test_percentage_properties(total: int, entries: list[tuple[UUID, int]], data: st.DataObject) -> None:
     result = check_pair_split(split_percentage, total, entries, data)
     check_largest_remainder(result, total, dict(entries))
 
@@ -394,9 +378,7 @@ def test_percentage_properties(
 def test_exact_properties(total: int, data: st.DataObject) -> None:
     cuts = data.draw(st.lists(st.integers(0, total), max_size=24))
     amounts = partition(total, cuts)
-    user_ids = data.draw(
-        st.lists(st.uuids(), min_size=len(amounts), max_size=len(amounts), unique=True)
-    )
+    user_ids = data.draw(st.lists(st.uuids(), min_size=len(amounts), max_size=len(amounts), unique=True))
     entries = list(zip(user_ids, amounts, strict=True))
     result = check_pair_split(split_exact, total, entries, data)
     assert dict(result) == dict(entries)

@@ -1,0 +1,143 @@
+"""The runbook's commands, run as a new user would (subprocesses from the project root)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from app.config import PROJECT_ROOT
+from tests.dbutil import dsn, run_sql
+
+BIN = Path(sys.executable).parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["DATABASE_URL"] = ""  # overrides a developer's .env: empty means "embedded"
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def scratch_db(db_url: URL) -> Iterator[URL]:
+    name = f"quits_scratch_{uuid.uuid4().hex[:8]}"
+    run_sql(db_url.set(database="postgres"), f'CREATE DATABASE "{name}"')
+    try:
+        yield db_url.set(database=name)
+    finally:
+        run_sql(db_url.set(database="postgres"), f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _tables(url: URL) -> set[str]:
+    rows = run_sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {r["tablename"] for r in rows}
+
+
+def _alembic(*args: str, url: URL, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["alembic", *args], cwd=cwd, env=_env(DATABASE_URL=dsn(url)), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_alembic_upgrade_downgrade_upgrade(scratch_db: URL) -> None:
+    up = _alembic("upgrade", "head", url=scratch_db)
+    assert up.returncode == 0, up.stderr
+    assert {"users", "groups", "memberships", "expenses", "settlements", "ledger_entries"} <= _tables(scratch_db)
+    down = _alembic("downgrade", "-1", url=scratch_db)
+    assert down.returncode == 0, down.stderr
+    assert _tables(scratch_db) <= {"alembic_version"}
+    again = _alembic("upgrade", "head", url=scratch_db)
+    assert again.returncode == 0, again.stderr
+    assert "ledger_entries" in _tables(scratch_db)
+
+
+def test_upgrade_downgrade_base_upgrade_on_empty_database(scratch_db: URL) -> None:
+    for args in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
+        result = _alembic(*args, url=scratch_db)
+        assert result.returncode == 0, result.stderr
+        if args[0] == "downgrade":
+            assert _tables(scratch_db) <= {"alembic_version"}
+            functions = run_sql(scratch_db, "SELECT 1 FROM pg_proc WHERE proname = 'ledger_entries_refuse_change'")
+            assert functions == []
+    heads = _alembic("current", url=scratch_db)
+    assert "(head)" in heads.stdout
+
+
+def test_alembic_revision_creates_a_date_named_migration(tmp_path: Path, db_url: URL) -> None:
+    shutil.copy(PROJECT_ROOT / "alembic.ini", tmp_path / "alembic.ini")
+    shutil.copytree(PROJECT_ROOT / "migrations", tmp_path / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    before = set((tmp_path / "migrations" / "versions").glob("*.py"))
+    result = subprocess.run(
+        ["alembic", "revision", "-m", "add widgets"],
+        cwd=tmp_path,
+        env=_env(PYTHONPATH=str(PROJECT_ROOT), DATABASE_URL=dsn(db_url)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    (new,) = set((tmp_path / "migrations" / "versions").glob("*.py")) - before
+    assert re.fullmatch(r"\d{8}_\d{4}_[0-9a-f]+_add_widgets\.py", new.name), new.name
+    text = new.read_text()
+    assert "def upgrade() -> None:" in text and "def downgrade() -> None:" in text
+    heads = {m.group(1) for f in before for m in [re.search(r'^revision: str = "(\w+)"', f.read_text(), re.M)] if m}
+    down = re.search(r"^down_revision: str \| None = '(\w+)'", text, re.M)
+    assert down is not None and down.group(1) in heads, text
+
+
+def test_uvicorn_with_embedded_postgres_serves_health_and_stops_it(tmp_path: Path) -> None:
+    """`uvicorn app.main:app --reload` with no DATABASE_URL: embedded server, migrations, health, clean stop."""
+    data_dir = tmp_path / "pg"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "app.main:app", "--reload", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=_env(EMBEDDED_DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                body = r.json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert body == {"status": "ok", "database": "ok"}, body
+        assert (data_dir / "PG_VERSION").read_text().strip() == "18"
+        assert (data_dir / "postmaster.pid").exists()
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/users", json={"name": "N", "email": "n@example.com"})
+        assert r.status_code == 201  # migrations were applied on startup
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    deadline = time.monotonic() + 20
+    while (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (data_dir / "postmaster.pid").exists(), out
