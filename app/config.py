@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_description_length: int = Field(default=500, ge=1, le=10_000)
     max_note_length: int = Field(default=500, ge=1, le=10_000)
     max_participants: int = Field(default=200, ge=1, le=200)
+    max_group_members: int = Field(default=1_000, ge=2, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1_024, le=16 * 1024 * 1024)
 
     # Idempotency keys are kept at least this long, then purged in the background.

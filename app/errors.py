@@ -94,8 +94,14 @@ async def _on_validation(_: Request, exc: Exception) -> Response:
     return problem_response(ProblemError(422, "validation-error", detail, errors=errors))
 
 
+# FastAPI's 400 for a body it cannot even decode (e.g. invalid UTF-8); malformed JSON is a 422 here.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _on_http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem_response(validation_error(["body"], "the body is not valid UTF-8 JSON"))
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "error")
     headers = dict(exc.headers) if exc.headers else None

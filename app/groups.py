@@ -103,7 +103,12 @@ async def find_user_id(conn: AsyncConnection, user_id: uuid.UUID | None, email: 
     return uuid.UUID(str(found))
 
 
-async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID, max_members: int) -> None:
+    # The group row lock serialises concurrent adds, so the size check cannot be raced past.
+    await conn.execute(text("SELECT 1 FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id})
+    size = (await conn.execute(text("SELECT count(*) FROM memberships WHERE group_id = :g"), {"g": group_id})).scalar()
+    if size is not None and size >= max_members:
+        raise ProblemError(409, "group-full", f"a group has at most {max_members} members")
     inserted = (
         await conn.execute(
             text(

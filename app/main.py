@@ -15,6 +15,7 @@ from app import errors, idempotency, openapi
 from app.api import balances, expenses, groups, health, settlements, users
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, resolve_url, stop_embedded
+from app.limits import BodyLimit
 from app.users import TokenCache
 
 logger = logging.getLogger("quits")
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     app.state.token_cache = TokenCache()
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)
     for module in (users, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")

@@ -40,11 +40,13 @@ DECISIONS = f"""
   A group the caller is not a member of does not exist for them: 404.
 - **Errors** are RFC 9457 problem details (`Content-Type: {PROBLEM_MEDIA_TYPE}`, schema `Problem`);
   `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
-  a malformed path UUID or query parameter is a 422 too, a bad `cursor` or `Idempotency-Key` a 400.
-  An unknown path is a 404 and an undeclared method a 405 (both problem details).
+  a malformed path UUID, `limit` or body is a 422 too; a `cursor` the list did not issue or a bad
+  `Idempotency-Key` is a 400.
+  An unknown path is a 404, an undeclared method a 405, a request body over 256 KiB a 413 (all problem details).
 - **Money** is a decimal string (`{MONEY_PATTERN}`) with no more decimals than the group's currency
   has, at most 10^12 minor units; responses render the currency's full decimals, signed amounts
   (nets, ledger entries) with a leading `-`. Expense and settlement amounts must be greater than zero.
+- **Text** fields (names, emails, descriptions, notes) must not contain NUL (U+0000): 422.
 - **Lists** are newest first and keyset-paginated: `?limit=` (1..200, default 50) and the opaque
   `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
 - **Database unavailable** (or contention that outlasts the bounded retries): 503 problem with
@@ -112,9 +114,74 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "401": "Missing or invalid bearer token",
     "404": "Not found, or not visible to the caller (a group they are not a member of)",
     "409": "Conflict",
+    "413": "`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, 256 KiB by default)",
     "422": "Invalid request (body, path or query parameter); nothing was written",
     "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
 }
+
+_KEY_IN_USE = "`idempotency-key-in-use`: a request with the same `Idempotency-Key` is still in progress; retry"
+_KEY_400 = "`invalid-idempotency-key`: the `Idempotency-Key` is empty, too long or not printable ASCII"
+_CURSOR_400 = "`invalid-cursor`: `cursor` is not a `next_cursor` this list issued"
+_GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
+
+OPERATION_ERRORS: dict[str, dict[str, str]] = {
+    "post_user": {
+        "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
+        "422": "`validation-error`: invalid name or email, or unknown fields; nothing was written",
+    },
+    "post_group": {"422": "`validation-error`: invalid name, or currency is not an active ISO 4217 code"},
+    "get_groups": {"400": _CURSOR_400},
+    "get_group": {"404": _GROUP_404},
+    "post_member": {
+        "404": "`not-found`: no such group (for the caller), or no registered user with that user_id or email",
+        "409": (
+            "`already-member`: the user is already a member of the group; `group-full`: the group already has "
+            "the maximum number of members (`max_group_members`, 1000 by default)"
+        ),
+        "422": "`validation-error`: give exactly one of user_id or email",
+    },
+    "delete_member": {
+        "404": "`not-found`: no such group (for the caller), or the user is not a member of it",
+        "409": "`member-has-balance`: the member's net balance is not zero",
+    },
+    "post_expense": {
+        "400": _KEY_400,
+        "404": _GROUP_404,
+        "409": _KEY_IN_USE,
+        "422": (
+            "`validation-error`: invalid expense (money grammar, split rules, payer or participant not a current "
+            "member, currency not the group's), nothing was written and the `Idempotency-Key` stays unused; or "
+            "`idempotency-key-reused`: the key was used with a different request"
+        ),
+    },
+    "list_expenses": {"400": _CURSOR_400, "404": _GROUP_404},
+    "get_expense": {"404": "`not-found`: no such group (for the caller), or no such expense in it"},
+    "put_expense": {
+        "404": "`not-found`: no such group (for the caller), or no such expense in it",
+        "409": ("`expense-not-editable`: the expense is voided, or its payer or a participant is no longer a member"),
+        "422": "`validation-error`: invalid expense (same rules as create); nothing was written",
+    },
+    "delete_expense": {
+        "404": "`not-found`: no such group (for the caller), or no such expense in it",
+        "409": "`expense-not-editable`: the expense's payer or a participant is no longer a member",
+    },
+    "post_settlement": {
+        "400": _KEY_400,
+        "404": _GROUP_404,
+        "409": _KEY_IN_USE,
+        "422": (
+            "`validation-error`: invalid amount, the same user on both sides, or a side that is not a current "
+            "member; `settlement-exceeds-balance`: amount > min(-net(from), net(to)); or `idempotency-key-reused`. "
+            "Nothing was written"
+        ),
+    },
+    "list_settlements": {"400": _CURSOR_400, "404": _GROUP_404},
+    "get_balances": {"404": _GROUP_404},
+    "get_ledger": {"400": _CURSOR_400, "404": _GROUP_404},
+}
+"""Per-operation wording of the error responses (operationId → status → description)."""
+
+SUCCESS_DESCRIPTIONS = {"200": "OK", "201": "Created", "204": "No Content: done"}
 
 RETRY_AFTER_HEADER = {
     "description": "Seconds to wait before retrying.",
@@ -155,7 +222,8 @@ def _document_parameters(op: dict[str, Any]) -> None:
         elif where == "query" and name == "cursor":
             param["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH}
             param["description"] = (
-                "Opaque cursor: the `next_cursor` of the previous page of the same list. Anything else: 400."
+                "Opaque cursor: the `next_cursor` of the previous page of the same list. Longer than "
+                f"{MAX_CURSOR_LENGTH} characters: 422; any other value this list did not issue: 400."
             )
         elif where == "header" and name == IDEMPOTENCY_HEADER:
             param["schema"] = {
@@ -176,6 +244,8 @@ def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
     params = op.get("parameters", [])
     if params or "requestBody" in op:
         codes.add("422")
+    if "requestBody" in op:
+        codes.add("413")
     if path.startswith("/v1"):
         codes.add("503")
         if (method, path) not in PUBLIC_OPERATIONS:
@@ -195,8 +265,13 @@ def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
     for code in _error_codes(path, method, op):
         responses.setdefault(code, _problem_response(ERROR_DESCRIPTIONS[code]))
     for code, response in responses.items():
+        if response.get("description") == "Successful Response" and code in SUCCESS_DESCRIPTIONS:
+            response["description"] = SUCCESS_DESCRIPTIONS[code]
+    specific = OPERATION_ERRORS.get(op.get("operationId", ""), {})
+    for code, response in responses.items():
         if not code.startswith(("4", "5")) or (path == "/health" and code == "503"):
             continue
+        response["description"] = specific.get(code) or ERROR_DESCRIPTIONS.get(code) or response["description"]
         # Error bodies are always problem details; FastAPI's HTTPValidationError never is what we send.
         response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
         if code == "401":

@@ -6,13 +6,22 @@ from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
-Name = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
-Email = Annotated[StrictStr, StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
+
+def _storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: reject it as a 422 instead of failing the INSERT with a 500."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (U+0000) characters")
+    return value
+
+
+Storable = AfterValidator(_storable)
+Name = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100, pattern=r"\S"), Storable]
+Email = Annotated[StrictStr, StringConstraints(max_length=254, pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"), Storable]
 CurrencyCode = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Description = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500, pattern=r"\S")]
-Note = Annotated[StrictStr, StringConstraints(max_length=500)]
+Description = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500, pattern=r"\S"), Storable]
+Note = Annotated[StrictStr, StringConstraints(max_length=500), Storable]
 # The money grammar itself (and the currency's decimals) is checked by app.money; this bounds the size.
 # `json_schema_extra` patterns document the grammar without changing validation (app.money owns it).
 MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
@@ -72,7 +81,7 @@ class UserCreated(UserOut):
 
 class GroupCreate(Strict):
     name: Name
-    currency: CurrencyCode = Field(description="ISO 4217 code, e.g. USD")
+    currency: CurrencyCode = Field(description="Active ISO 4217 code, e.g. USD", examples=["USD", "JPY", "KWD"])
 
 
 class MemberOut(BaseModel):

@@ -23,6 +23,10 @@ router = APIRouter(tags=["balances"])
     response_model=BalancesOut,
     responses=problems(401, 404, 422),
     summary="Every current member's net (positive: the group owes them) and suggested settle-up payments",
+    description=(
+        "Lists every current member (zero nets included); nets sum to zero. Paying every suggested payment "
+        "brings every net to zero, with at most n - 1 payments for n members with a non-zero net."
+    ),
 )
 async def get_balances(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
     async with engine.connect() as conn:
@@ -59,6 +63,11 @@ _LEDGER_PAGE = text(
     response_model=Page[LedgerEntryOut],
     responses=problems(400, 401, 404, 422),
     summary="The immutable ledger entries, newest first",
+    description=(
+        "Entries are never updated or deleted. Each financial event's entries sum to zero: an expense posts "
+        "+amount to the payer and -owed to each participant, a settlement +amount to `from_user_id` and "
+        "-amount to `to_user_id`, an edit or void the exact negation of the entries it replaces."
+    ),
 )
 async def get_ledger(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     after = require_seq_cursor(page)

@@ -46,6 +46,14 @@ def outcome_response(outcome: Outcome, location: str | None = None) -> Response:
     response_model=ExpenseOut,
     responses=problems(400, 401, 404, 409, 422, 503),
     summary="Create an expense (idempotent with Idempotency-Key)",
+    description=(
+        "Any member may record an expense. `paid_by` and every participant must be current members (422 "
+        "otherwise); the payer need not participate. Splits: `equal` (leftover minor units to the first "
+        "participants by ascending user_id), `percentage` (at most 4 decimals, summing to exactly 100), `exact` "
+        "(amounts summing to exactly `amount`), `shares` (positive integers); percentage and shares use the "
+        "largest-remainder method, ties by ascending user_id. An invalid payload is a 422 before anything is "
+        "written. The expense and its ledger entries are one transaction."
+    ),
 )
 async def post_expense(
     group_id: UUID,
@@ -77,6 +85,7 @@ async def post_expense(
     response_model=Page[ExpenseOut],
     responses=problems(400, 401, 404, 422),
     summary="List expenses, newest first (voided ones included)",
+    description="Keyset-paginated on (created_at, id), newest first; voided expenses are listed with `voided_at`.",
 )
 async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     after = require_time_cursor(page)
@@ -93,6 +102,7 @@ async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, pa
     "/groups/{group_id}/expenses/{expense_id}",
     response_model=ExpenseOut,
     responses=problems(401, 404, 422),
+    summary="One expense (current version; voided ones too)",
 )
 async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
     async with engine.connect() as conn:
@@ -105,6 +115,11 @@ async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engin
     response_model=ExpenseOut,
     responses=problems(401, 404, 409, 422, 503),
     summary="Edit: reverse the current entries and post the new ones in one transaction; version + 1",
+    description=(
+        "Same body and rules as create. Any member may edit any expense of the group. Editing a voided expense, "
+        "or one whose payer or participants include someone no longer a member, is a 409. The previous "
+        "version's ledger entries are reversed (kind `reversal`) and the new ones posted in one transaction."
+    ),
 )
 async def put_expense(
     group_id: UUID, expense_id: UUID, body: ExpenseIn, user: CurrentUser, engine: EngineDep, settings: SettingsDep
@@ -122,6 +137,12 @@ async def put_expense(
     response_model=ExpenseOut,
     responses=problems(401, 404, 409, 422, 503),
     summary="Void: post reversal entries and set voided_at; repeating it returns the same body and posts nothing",
+    description=(
+        "Any member may void any expense of the group. Voiding posts the exact negation of the expense's "
+        "current entries and sets `voided_at`. A second DELETE is not an error: it returns 200 with the same "
+        "voided expense and posts nothing. Voiding an expense whose payer or participants include someone no "
+        "longer a member is a 409."
+    ),
 )
 async def delete_expense(
     group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep

@@ -18,7 +18,14 @@ from app.tx import run_transaction
 router = APIRouter(tags=["groups"])
 
 
-@router.post("/groups", status_code=201, response_model=GroupOut, responses=problems(401, 422))
+@router.post(
+    "/groups",
+    status_code=201,
+    response_model=GroupOut,
+    responses=problems(401, 422),
+    summary="Create a group; the caller is its first member",
+    description="`currency` is an active ISO 4217 code (e.g. USD, JPY, KWD); every amount in the group uses it.",
+)
 async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, settings: SettingsDep) -> Response:
     if not is_currency_code(body.currency):
         raise validation_error(["body", "currency"], f"{body.currency} is not an ISO 4217 currency code")
@@ -26,7 +33,12 @@ async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, se
     return respond(group_body(group), 201)
 
 
-@router.get("/groups", response_model=Page[GroupOut], responses=problems(400, 401, 422))
+@router.get(
+    "/groups",
+    response_model=Page[GroupOut],
+    responses=problems(400, 401, 422),
+    summary="The caller's groups, newest first (keyset-paginated)",
+)
 async def get_groups(user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     async with engine.connect() as conn:
         rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page))
@@ -41,7 +53,13 @@ async def _detail(conn: AsyncConnection, group: svc.GroupRecord) -> dict[str, ob
     return {**group_body(group), "members": [member_body(m) for m in members]}
 
 
-@router.get("/groups/{group_id}", response_model=GroupDetail, responses=problems(401, 404, 422))
+@router.get(
+    "/groups/{group_id}",
+    response_model=GroupDetail,
+    responses=problems(401, 404, 422),
+    summary="A group with its current members",
+    description="A group the caller is not a member of does not exist for them: 404.",
+)
 async def get_group(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
     async with engine.connect() as conn:
         group = await svc.group_for_member(conn, group_id, user.id)
@@ -54,6 +72,7 @@ async def get_group(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Res
     response_model=MembersOut,
     responses=problems(401, 404, 409, 422),
     summary="Add a registered user (by user_id or email); returns the member list",
+    description="Any member may add members. Give exactly one of `user_id` or `email` (case-insensitive).",
 )
 async def post_member(
     group_id: UUID, body: MemberAdd, user: CurrentUser, engine: EngineDep, settings: SettingsDep
@@ -64,7 +83,7 @@ async def post_member(
     async def work(conn: AsyncConnection) -> list[svc.MemberRecord]:
         await svc.group_for_member(conn, group_id, user.id)
         new_id = await svc.find_user_id(conn, body.user_id, body.email)
-        await svc.add_member(conn, group_id, new_id)
+        await svc.add_member(conn, group_id, new_id, settings.max_group_members)
         return await svc.list_members(conn, group_id)
 
     members = await run_transaction(engine, settings, work)
@@ -76,6 +95,10 @@ async def post_member(
     status_code=204,
     responses=problems(401, 404, 409, 422),
     summary="Remove a member whose net balance is zero",
+    description=(
+        "Any member may remove any member (themselves included) whose net balance is exactly zero; otherwise 409. "
+        "Expenses that involve a removed member can no longer be edited or voided (409)."
+    ),
 )
 async def delete_member(
     group_id: UUID, user_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep

@@ -29,8 +29,19 @@ async def _database_ok(engine: EngineDep) -> bool:
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The database cannot be reached."}},
+    responses={
+        503: {
+            "model": Health,
+            "description": (
+                'The database cannot be reached (within 2 s): `{"status": "degraded", "database": "unavailable"}`.'
+            ),
+        }
+    },
     summary="Liveness and database reachability",
+    description=(
+        'Always public. 200 `{"status": "ok", "database": "ok"}` when `SELECT 1` succeeds within 2 seconds; '
+        'otherwise 503 `{"status": "degraded", "database": "unavailable"}` (never a 500).'
+    ),
 )
 async def health(engine: EngineDep) -> JSONResponse:
     if await _database_ok(engine):

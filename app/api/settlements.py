@@ -26,6 +26,7 @@ router = APIRouter(tags=["settlements"])
     responses=problems(400, 401, 404, 409, 422, 503),
     summary="Record a payment from one member to another (idempotent with Idempotency-Key)",
     description=(
+        "Any member may record a settlement between two different current members (`from` pays `to`). "
         "The amount may not exceed min(-net(from), net(to)), checked under the balance locks; "
         "otherwise 422 with problem type ending in settlement-exceeds-balance."
     ),
@@ -60,6 +61,7 @@ async def post_settlement(
     response_model=Page[SettlementOut],
     responses=problems(400, 401, 404, 422),
     summary="List settlements, newest first",
+    description="Keyset-paginated on (created_at, id), newest first.",
 )
 async def list_settlements(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     after = require_time_cursor(page)

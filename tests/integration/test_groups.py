@@ -132,3 +132,19 @@ def test_remove_member_requires_zero_net(api: Api) -> None:
     assert [m["user_id"] for m in members] == [a.id]
     # A removed member no longer sees the group.
     assert_problem(api.client.get(f"/v1/groups/{gid}", headers=b.headers), 404)
+
+
+def test_group_member_limit(api: Api, settings: object) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    assert isinstance(settings, Settings)
+    small = settings.model_copy(update={"max_group_members": 2})
+    with TestClient(create_app(small)) as c:
+        small_api = Api(c)
+        a, b, d = small_api.user(), small_api.user(), small_api.user()
+        gid = small_api.group(a, members=(b,))
+        r = c.post(f"/v1/groups/{gid}/members", json={"user_id": d.id}, headers=a.headers)
+        assert_problem(r, 409, "group-full")

@@ -52,3 +52,9 @@ def test_malformed_json_is_422_problem(api: Api) -> None:
 def test_bad_path_uuid_is_422(api: Api) -> None:
     a = api.user()
     assert_problem(api.client.get("/v1/groups/not-a-uuid", headers=a.headers), 422)
+
+
+def test_oversized_body_is_413_and_writes_nothing(api: Api) -> None:
+    a = api.user()
+    r = api.client.post("/v1/groups", content=b'{"name": "' + b"x" * 300_000 + b'"}', headers=a.headers)
+    assert_problem(r, 413, "body-too-large")
