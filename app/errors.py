@@ -90,7 +90,8 @@ async def _on_validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [_loc_msg(e) for e in exc.errors()]
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}" if first["loc"] else first["msg"]
+    loc, msg = first["loc"], str(first["msg"])
+    detail = f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
     return problem_response(ProblemError(422, "validation-error", detail, errors=errors))
 
 

@@ -12,15 +12,17 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import ledger
+from app.config import Settings
 from app.errors import ProblemError, not_found, validation_error
 from app.groups import GroupRecord
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
 from app.schemas import ExpenseIn, ParticipantIn
 from app.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
+from app.testhooks import Faults
 
 _FIELD_FOR_SPLIT = {"equal": None, "percentage": "percentage", "exact": "amount", "shares": "shares"}
 _SPLIT_FIELDS = ("percentage", "amount", "shares")
@@ -173,55 +175,44 @@ def _shares_json(owed: list[ledger.Entry]) -> str:
     return orjson.dumps([[str(u), a] for u, a in owed]).decode()
 
 
-async def _lock_members(conn: AsyncConnection, group_id: uuid.UUID, draft: ExpenseDraft) -> None:
-    nets = await ledger.lock_balances(conn, group_id, draft.user_ids)
-    if draft.paid_by not in nets:
-        raise validation_error(["body", "paid_by"], "paid_by must be a current member of the group")
-    for i, (user_id, _) in enumerate(draft.owed):
-        if user_id not in nets:
-            raise validation_error(["body", "participants", i], f"participant {user_id} is not a current member")
-
-
-async def create(conn: AsyncConnection, group: GroupRecord, draft: ExpenseDraft, creator: uuid.UUID) -> ExpenseRecord:
-    await _lock_members(conn, group.id, draft)
-    now = datetime.now(UTC)
+async def create(
+    engine: AsyncEngine,
+    settings: Settings,
+    claim: ledger.Claim,
+    group_id: uuid.UUID,
+    currency: str,
+    draft: ExpenseDraft,
+    creator: uuid.UUID,
+    faults: Faults | None = None,
+) -> ledger.Written:
+    """One round trip: the response is rendered first and stored with the key, in the same statement."""
     record = ExpenseRecord(
         uuid.uuid4(),
-        group.id,
+        group_id,
         draft.description,
         draft.amount_minor,
-        group.currency,
+        currency,
         draft.paid_by,
         draft.split_type,
         draft.owed,
         1,
         creator,
-        now,
+        datetime.now(UTC),
         None,
     )
-    await conn.execute(
-        text(
-            "INSERT INTO expenses (id, group_id, description, amount_minor, currency, paid_by, split_type, shares,"
-            " version, created_by, created_at, updated_at)"
-            " VALUES (:id, :group_id, :description, :amount_minor, :currency, :paid_by, :split_type,"
-            " CAST(:shares AS jsonb), 1, :created_by, :created_at, :created_at)"
-        ),
-        {
-            "id": record.id,
-            "group_id": group.id,
-            "description": record.description,
-            "amount_minor": record.amount_minor,
-            "currency": record.currency,
-            "paid_by": record.paid_by,
-            "split_type": record.split_type,
-            "shares": _shares_json(record.owed),
-            "created_by": creator,
-            "created_at": now,
-        },
+    new = ledger.NewExpense(
+        record.id,
+        group_id,
+        record.description,
+        record.amount_minor,
+        currency,
+        record.paid_by,
+        record.split_type,
+        record.owed,
+        record.created_at,
     )
-    entries = ledger.expense_entries(draft.paid_by, draft.amount_minor, draft.owed)
-    await ledger.post(conn, group.id, entries, ledger.Source("expense", record.id, 1))
-    return record
+    response = orjson.dumps(render(record))
+    return await ledger.create_expense(engine, settings, claim, new, response, currency_decimals(currency), faults)
 
 
 async def get(
@@ -271,13 +262,13 @@ def _old_user_ids(expense: ExpenseRecord) -> set[uuid.UUID]:
 
 
 async def update(
-    conn: AsyncConnection, group: GroupRecord, expense_id: uuid.UUID, draft: ExpenseDraft
+    conn: AsyncConnection, group: GroupRecord, caller: uuid.UUID, expense_id: uuid.UUID, draft: ExpenseDraft
 ) -> ExpenseRecord:
     """Reverse the current version's entries and post the new ones; version + 1."""
     expense = await get(conn, group.id, expense_id, lock=True)
     if expense.voided_at is not None:
         raise _not_editable("a voided expense cannot be edited")
-    nets = await ledger.lock_balances(conn, group.id, _old_user_ids(expense) | draft.user_ids)
+    nets = await ledger.lock_balances(conn, group.id, caller, _old_user_ids(expense) | draft.user_ids)
     if not _old_user_ids(expense) <= nets.keys():
         raise _not_editable("the expense involves someone who is no longer a member")
     if not draft.user_ids <= nets.keys():
@@ -318,12 +309,12 @@ async def update(
     )
 
 
-async def void(conn: AsyncConnection, group: GroupRecord, expense_id: uuid.UUID) -> ExpenseRecord:
+async def void(conn: AsyncConnection, group: GroupRecord, caller: uuid.UUID, expense_id: uuid.UUID) -> ExpenseRecord:
     """Post the reversal and set voided_at; voiding a voided expense returns it and posts nothing."""
     expense = await get(conn, group.id, expense_id, lock=True)
     if expense.voided_at is not None:
         return expense
-    nets = await ledger.lock_balances(conn, group.id, _old_user_ids(expense))
+    nets = await ledger.lock_balances(conn, group.id, caller, _old_user_ids(expense))
     if not _old_user_ids(expense) <= nets.keys():
         raise _not_editable("the expense involves someone who is no longer a member")
     await _reverse_current(conn, expense, nets)

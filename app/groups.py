@@ -46,6 +46,21 @@ async def group_for_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: 
     return GroupRecord(row.id, row.name, row.currency, row.created_by, row.created_at)
 
 
+async def group_currency(conn: AsyncConnection, group_id: uuid.UUID) -> str:
+    """A group's currency (it never changes, so callers may cache it); 404 when there is no such group."""
+    currency = (await conn.execute(text("SELECT currency FROM groups WHERE id = :g"), {"g": group_id})).scalar()
+    if currency is None:
+        raise not_found("group")
+    return str(currency)
+
+
+async def is_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    row = await conn.execute(
+        text("SELECT 1 FROM memberships WHERE group_id = :g AND user_id = :u"), {"g": group_id, "u": user_id}
+    )
+    return row.first() is not None
+
+
 async def create_group(conn: AsyncConnection, name: str, currency: str, creator: uuid.UUID) -> GroupRecord:
     group_id = uuid.uuid4()
     created_at = (

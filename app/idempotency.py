@@ -1,8 +1,10 @@
-"""Idempotency-Key: the key record is claimed first and stored in the same transaction as the write.
+"""Idempotency-Key: parsing, request fingerprints, and the purge of expired keys.
 
-Claiming inserts (user_id, key); a concurrent request with the same key waits on the unique index
-until the first commits (then replays its stored result) or rolls back (then claims it itself).
-Only committed requests are remembered: a rejected or rolled-back request leaves the key unused.
+The key itself is claimed by the write, in the same statement and transaction (the SQL function
+quits_claim_key, called by the ledger's write functions): it inserts (user_id, key, fingerprint,
+response); a concurrent request with the same key waits on the primary key until the first commits
+(then replays its stored result, or 422 for another request) or rolls back (then claims it itself);
+a wait past lock_timeout is a 409. Only committed requests are remembered.
 """
 
 from __future__ import annotations
@@ -11,31 +13,19 @@ import asyncio
 import hashlib
 import json
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.errors import ProblemError
-from app.tx import LOCK_NOT_AVAILABLE, run_transaction, sqlstate
 
 logger = logging.getLogger("quits.idempotency")
 
 MAX_KEY_LENGTH = 255
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status_code: int
-    body: bytes
-    replayed: bool
 
 
 # ---- pure leaves -------------------------------------------------------------------------------
@@ -107,69 +97,6 @@ def fingerprint(method: str, path: str, body: bytes) -> bytes:
 
 
 # ---- database ---------------------------------------------------------------------------------
-
-_CLAIM = text(
-    """
-    INSERT INTO idempotency_keys (user_id, key, fingerprint, status_code, response_body)
-    VALUES (:user_id, :key, :fingerprint, 0, '')
-    ON CONFLICT (user_id, key) DO UPDATE
-        SET fingerprint = EXCLUDED.fingerprint, status_code = 0, response_body = '', created_at = now()
-        WHERE idempotency_keys.created_at < now() - make_interval(hours => :ttl_hours)
-    RETURNING 1
-    """
-)
-_STORED = text(
-    "SELECT fingerprint, status_code, response_body FROM idempotency_keys WHERE user_id = :user_id AND key = :key"
-)
-_STORE = text(
-    "UPDATE idempotency_keys SET status_code = :status, response_body = :body WHERE user_id = :user_id AND key = :key"
-)
-
-
-async def _claim(conn: AsyncConnection, user_id: uuid.UUID, key: str, fp: bytes, ttl_hours: int) -> Outcome | None:
-    """None when this transaction now owns the key; otherwise the stored outcome to replay."""
-    params = {"user_id": user_id, "key": key, "fingerprint": fp, "ttl_hours": ttl_hours}
-    try:
-        claimed = (await conn.execute(_CLAIM, params)).first()
-    except DBAPIError as exc:
-        if sqlstate(exc) == LOCK_NOT_AVAILABLE:
-            raise ProblemError(
-                409, "idempotency-key-in-use", "a request with this Idempotency-Key is in progress"
-            ) from exc
-        raise
-    if claimed is not None:
-        return None
-    row = (await conn.execute(_STORED, {"user_id": user_id, "key": key})).one()
-    if bytes(row.fingerprint) != fp:
-        raise ProblemError(422, "idempotency-key-reused", "this Idempotency-Key was used with a different request")
-    return Outcome(row.status_code, row.response_body.encode(), replayed=True)
-
-
-Work = Callable[[AsyncConnection], Awaitable[tuple[int, bytes]]]
-
-
-async def idempotent_write(
-    engine: AsyncEngine,
-    settings: Settings,
-    user_id: uuid.UUID,
-    key: str | None,
-    fp: bytes,
-    work: Work,
-) -> Outcome:
-    """Run work in one transaction; with a key, claim it first and store the result with the write."""
-
-    async def tx(conn: AsyncConnection) -> Outcome:
-        if key is not None:
-            stored = await _claim(conn, user_id, key, fp, settings.idempotency_ttl_hours)
-            if stored is not None:
-                return stored
-        status, body = await work(conn)
-        if key is not None:
-            await conn.execute(_STORE, {"status": status, "body": body.decode(), "user_id": user_id, "key": key})
-        return Outcome(status, body, replayed=False)
-
-    return await run_transaction(engine, settings, tx)
-
 
 _PURGE = text(
     """

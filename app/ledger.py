@@ -10,11 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
+import asyncpg
+import orjson
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, UUID
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.config import Settings
+from app.errors import ProblemError, not_found, validation_error
+from app.money import format_amount
+from app.testhooks import Faults
+from app.tx import run_statement, sqlstate
 
 Entry = tuple[uuid.UUID, int]
 Kind = Literal["expense", "reversal", "settlement"]
@@ -85,44 +94,23 @@ def suggest_payments(nets: Mapping[uuid.UUID, int]) -> list[Payment]:
 
 # ---- database ---------------------------------------------------------------------------------
 
-_LOCK = text(
-    """
-    SELECT user_id, net_minor FROM memberships
-    WHERE group_id = :group_id AND user_id = ANY(:user_ids)
-    ORDER BY user_id
-    FOR UPDATE
-    """
-).bindparams(bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True))))
+_LOCK = text("SELECT user_id, net_minor FROM quits_lock_members(:group_id, :caller, :user_ids)").bindparams(
+    bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True)))
+)
 
 
 async def lock_balances(
-    conn: AsyncConnection, group_id: uuid.UUID, user_ids: Iterable[uuid.UUID]
+    conn: AsyncConnection, group_id: uuid.UUID, caller: uuid.UUID, user_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Lock the balance rows of the given users in ascending user_id order; return the nets of
-    those who are current members (a missing key means "not a member" as of the lock)."""
+    """Lock the balance rows of the given users in ascending user_id order (404 unless the caller is
+    a member); return the nets of those who are current members: a missing key means "not a member"."""
     ids = sorted(set(user_ids))
-    rows = await conn.execute(_LOCK, {"group_id": group_id, "user_ids": ids})
+    rows = await conn.execute(_LOCK, {"group_id": group_id, "caller": caller, "user_ids": ids})
     return {row.user_id: row.net_minor for row in rows}
 
 
 _POST = text(
-    """
-    WITH inserted AS (
-        INSERT INTO ledger_entries
-            (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
-        SELECT gen_random_uuid(), :posting_id, :group_id, t.user_id, t.amount_minor, :kind,
-               :expense_id, :expense_version, :settlement_id
-        FROM unnest(:user_ids, :amounts) WITH ORDINALITY AS t(user_id, amount_minor, n)
-        ORDER BY t.n
-        RETURNING user_id, amount_minor
-    ), deltas AS (
-        SELECT user_id, sum(amount_minor) AS delta FROM inserted GROUP BY user_id
-    )
-    UPDATE memberships m SET net_minor = m.net_minor + deltas.delta
-    FROM deltas
-    WHERE m.group_id = :group_id AND m.user_id = deltas.user_id
-    RETURNING m.user_id
-    """
+    "SELECT quits_post(:group_id, :user_ids, :amounts, :kind, :expense_id, :expense_version, :settlement_id)"
 ).bindparams(
     bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("amounts", type_=ARRAY(BIGINT)),
@@ -138,10 +126,11 @@ class Source:
 
 
 async def post(conn: AsyncConnection, group_id: uuid.UUID, entries: Sequence[Entry], source: Source) -> None:
-    """Insert one balanced posting and apply it to the (already locked) balance rows."""
+    """Insert one balanced posting and apply it to the (already locked) balance rows.
+
+    The SQL function quits_post (migration b2d4f6a8c002) checks the sum and the balance rows again."""
     check_balanced(entries)
     params = {
-        "posting_id": uuid.uuid4(),
         "group_id": group_id,
         "kind": source.kind,
         "expense_id": source.expense_id,
@@ -150,9 +139,182 @@ async def post(conn: AsyncConnection, group_id: uuid.UUID, entries: Sequence[Ent
         "user_ids": [user_id for user_id, _ in entries],
         "amounts": [amount for _, amount in entries],
     }
-    updated = (await conn.execute(_POST, params)).all()
-    if len(updated) != len({user_id for user_id, _ in entries}):
-        raise LedgerInvariantError("a posting touched a user without a balance row")
+    await conn.execute(_POST, params)
+
+
+# ---- one-statement writes (the hot path) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The caller's Idempotency-Key (None: not idempotent), the request fingerprint, the key's TTL."""
+
+    user_id: uuid.UUID
+    key: str | None
+    fingerprint: bytes
+    ttl_hours: int
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    status_code: int
+    body: bytes
+    replayed: bool
+
+
+def problem_from_db(exc: BaseException, decimals: int | None = None) -> ProblemError | None:
+    """Map the write functions' QU-class errors to problem details; None for any other error."""
+    code = sqlstate(exc)
+    if code is None or not code.startswith("QU"):
+        return None
+    message = str(getattr(exc, "message", None) or exc)
+    detail = str(getattr(exc, "detail", None) or "")
+    if code == "QU404":
+        return not_found("group")
+    if code == "QU422":
+        field, _, _ = detail.partition(":")
+        return validation_error(["body", field or "participants"], message)
+    if code == "QU409":
+        return ProblemError(409, "idempotency-key-in-use", message)
+    if code == "QU421":
+        return ProblemError(422, "idempotency-key-reused", message)
+    if code == "QU423" and decimals is not None and detail.isdigit():
+        return exceeds_balance(int(detail), decimals)
+    if code == "QU423":
+        return ProblemError(422, "settlement-exceeds-balance", message)
+    raise LedgerInvariantError(message)
+
+
+def exceeds_balance(limit_minor: int, decimals: int) -> ProblemError:
+    shown = format_amount(max(limit_minor, 0), decimals)
+    return ProblemError(
+        422,
+        "settlement-exceeds-balance",
+        f"amount exceeds what the payer owes or the payee is owed (at most {shown})",
+        errors=[{"loc": ["body", "amount"], "msg": f"must be at most {shown}"}],
+    )
+
+
+async def _call(
+    engine: AsyncEngine, settings: Settings, sql: str, args: Sequence[object], faults: Faults | None, decimals: int
+) -> Written:
+    """One statement in autocommit (a whole transaction in one round trip), retried on conflicts.
+    With test faults, the statement and the faults share one explicit transaction."""
+
+    async def work(conn: asyncpg.Connection) -> Written:
+        try:
+            if faults is None:
+                row = await conn.fetchrow(sql, *args)
+            else:
+                async with conn.transaction():
+                    row = await conn.fetchrow(sql, *args)
+                    await faults.fire(conn)
+        except asyncpg.PostgresError as exc:
+            problem = problem_from_db(exc, decimals)
+            if problem is not None:
+                raise problem from None
+            raise
+        assert row is not None
+        return Written(row["status"], row["body"].encode(), row["replayed"])
+
+    return await run_statement(engine, settings, work)
+
+
+_CREATE_EXPENSE = (
+    "SELECT status, body, replayed FROM quits_create_expense("
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16, $17)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewExpense:
+    id: uuid.UUID
+    group_id: uuid.UUID
+    description: str
+    amount_minor: int
+    currency: str
+    paid_by: uuid.UUID
+    split_type: str
+    owed: Sequence[Entry]
+    created_at: datetime
+
+
+async def create_expense(
+    engine: AsyncEngine,
+    settings: Settings,
+    claim: Claim,
+    expense: NewExpense,
+    response: bytes,
+    decimals: int,
+    faults: Faults | None = None,
+) -> Written:
+    entries = expense_entries(expense.paid_by, expense.amount_minor, expense.owed)
+    shares = orjson.dumps([[str(u), a] for u, a in expense.owed]).decode()
+    args = (
+        claim.user_id,
+        claim.key,
+        claim.fingerprint,
+        claim.ttl_hours,
+        response.decode(),
+        expense.id,
+        expense.group_id,
+        expense.description,
+        expense.amount_minor,
+        expense.currency,
+        expense.paid_by,
+        expense.split_type,
+        shares,
+        expense.created_at,
+        [u for u, _ in entries],
+        [a for _, a in entries],
+        [u for u, _ in expense.owed],
+    )
+    return await _call(engine, settings, _CREATE_EXPENSE, args, faults, decimals)
+
+
+_CREATE_SETTLEMENT = (
+    "SELECT status, body, replayed FROM quits_create_settlement($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSettlement:
+    id: uuid.UUID
+    group_id: uuid.UUID
+    from_user_id: uuid.UUID
+    to_user_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    note: str | None
+    created_at: datetime
+
+
+async def create_settlement(
+    engine: AsyncEngine,
+    settings: Settings,
+    claim: Claim,
+    s: NewSettlement,
+    response: bytes,
+    decimals: int,
+    faults: Faults | None = None,
+) -> Written:
+    check_balanced(settlement_entries(s.from_user_id, s.to_user_id, s.amount_minor))
+    args = (
+        claim.user_id,
+        claim.key,
+        claim.fingerprint,
+        claim.ttl_hours,
+        response.decode(),
+        s.id,
+        s.group_id,
+        s.from_user_id,
+        s.to_user_id,
+        s.amount_minor,
+        s.currency,
+        s.note,
+        s.created_at,
+    )
+    return await _call(engine, settings, _CREATE_SETTLEMENT, args, faults, decimals)
 
 
 async def expense_entries_of(conn: AsyncConnection, expense_id: uuid.UUID, version: int) -> list[Entry]:

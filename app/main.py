@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from uuid import UUID
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -13,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from app import errors, idempotency, openapi
 from app.api import balances, expenses, groups, health, settlements, users
+from app.cache import BoundedCache
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, resolve_url, stop_embedded
 from app.limits import BodyLimit
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     app.state.token_cache = TokenCache()
+    app.state.currency_cache = BoundedCache[UUID, str](100_000)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)

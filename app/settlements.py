@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import ledger
-from app.errors import ProblemError, validation_error
-from app.groups import GroupRecord
+from app.config import Settings
+from app.errors import validation_error
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
 from app.schemas import SettlementIn
+from app.testhooks import Faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,61 +43,41 @@ def parse_settlement_amount(body: SettlementIn, currency: str) -> int:
         raise validation_error(["body", "amount"], f"amount {exc}") from None
 
 
-def check_within_balance(amount_minor: int, from_net: int, to_net: int, decimals: int) -> None:
-    """amount <= min(-net(from), net(to)): a settlement never overshoots either side."""
-    limit = min(-from_net, to_net)
-    if amount_minor > limit:
-        shown = format_amount(max(limit, 0), decimals)
-        raise ProblemError(
-            422,
-            "settlement-exceeds-balance",
-            f"amount exceeds what the payer owes or the payee is owed (at most {shown})",
-            errors=[{"loc": ["body", "amount"], "msg": f"must be at most {shown}"}],
-        )
-
-
 async def create(
-    conn: AsyncConnection, group: GroupRecord, body: SettlementIn, amount_minor: int, creator: uuid.UUID
-) -> SettlementRecord:
-    nets = await ledger.lock_balances(conn, group.id, (body.from_user_id, body.to_user_id))
-    for field, user_id in (("from_user_id", body.from_user_id), ("to_user_id", body.to_user_id)):
-        if user_id not in nets:
-            raise validation_error(["body", field], f"{field} must be a current member of the group")
-    # Checked after taking the locks: the nets cannot move until this transaction ends.
-    check_within_balance(
-        amount_minor, nets[body.from_user_id], nets[body.to_user_id], currency_decimals(group.currency)
-    )
+    engine: AsyncEngine,
+    settings: Settings,
+    claim: ledger.Claim,
+    group_id: uuid.UUID,
+    currency: str,
+    body: SettlementIn,
+    amount_minor: int,
+    creator: uuid.UUID,
+    faults: Faults | None = None,
+) -> ledger.Written:
+    """One round trip: membership and amount <= min(-net(from), net(to)) are checked under the locks."""
     record = SettlementRecord(
         uuid.uuid4(),
-        group.id,
+        group_id,
         body.from_user_id,
         body.to_user_id,
         amount_minor,
-        group.currency,
+        currency,
         body.note,
         creator,
         datetime.now(UTC),
     )
-    await conn.execute(
-        text(
-            "INSERT INTO settlements (id, group_id, from_user_id, to_user_id, amount_minor, currency, note,"
-            " created_by, created_at) VALUES (:id, :g, :f, :t, :a, :c, :n, :by, :at)"
-        ),
-        {
-            "id": record.id,
-            "g": group.id,
-            "f": record.from_user_id,
-            "t": record.to_user_id,
-            "a": amount_minor,
-            "c": group.currency,
-            "n": record.note,
-            "by": creator,
-            "at": record.created_at,
-        },
+    new = ledger.NewSettlement(
+        record.id,
+        group_id,
+        record.from_user_id,
+        record.to_user_id,
+        amount_minor,
+        currency,
+        record.note,
+        record.created_at,
     )
-    entries = ledger.settlement_entries(record.from_user_id, record.to_user_id, amount_minor)
-    await ledger.post(conn, group.id, entries, ledger.Source("settlement", settlement_id=record.id))
-    return record
+    response = orjson.dumps(render(record))
+    return await ledger.create_settlement(engine, settings, claim, new, response, currency_decimals(currency), faults)
 
 
 async def list_page(

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 from starlette.requests import Request
 
 from app.config import Settings
@@ -27,15 +26,16 @@ class Faults:
     delay_ms: int = 0
     attempts: int = field(default=0)
 
-    async def fire(self, conn: AsyncConnection) -> None:
+    async def fire(self, conn: asyncpg.Connection) -> None:
+        """Runs inside the write's transaction, after its statement."""
         self.attempts += 1
         if self.delay_ms:
-            await conn.execute(text("SELECT pg_sleep(:s)"), {"s": self.delay_ms / 1000})
+            await conn.execute("SELECT pg_sleep($1)", self.delay_ms / 1000)
         if self.sqlstate and self.failures_left > 0:
             self.failures_left -= 1
             # The code is from a fixed allow-list, so formatting it into the statement is safe.
             await conn.execute(
-                text(f"DO $$ BEGIN RAISE EXCEPTION 'injected fault' USING ERRCODE = '{self.sqlstate}'; END $$")
+                f"DO $$ BEGIN RAISE EXCEPTION 'injected fault' USING ERRCODE = '{self.sqlstate}'; END $$"
             )
 
 

@@ -1,4 +1,4 @@
-"""The one place that owns a transaction: run, commit, and retry transient conflicts."""
+"""The one place that owns transactions: run, commit, and retry transient conflicts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -48,25 +49,49 @@ def unavailable(settings: Settings, detail: str) -> ProblemError:
     return ProblemError(503, "try-again", detail, headers={"Retry-After": str(settings.retry_after_s)})
 
 
-async def run_transaction(
-    engine: AsyncEngine, settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]
-) -> T:
-    """Run work in one transaction; commit on success, roll back on any error.
+async def with_retries(settings: Settings, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run attempt (one whole transaction) until it commits.
 
-    40001, 40P01 and 55P03 are retried with bounded, jittered backoff; when the attempts
-    run out the caller gets 503 with Retry-After, and nothing of any attempt is committed.
+    40001, 40P01 and 55P03 are retried with bounded, jittered backoff; when the attempts run out
+    the caller gets 503 with Retry-After, and nothing of any attempt was committed.
     """
-    for attempt in range(settings.retry_max_attempts):
+    for number in range(settings.retry_max_attempts):
         try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        except DBAPIError as exc:
+            return await attempt()
+        except (DBAPIError, asyncpg.PostgresError) as exc:
             code = sqlstate(exc)
             if code == QUERY_CANCELED:
                 raise unavailable(settings, "the database did not answer in time") from exc
             if code not in RETRYABLE:
                 raise
-            logger.warning("transient conflict %s, attempt %d of %d", code, attempt + 1, settings.retry_max_attempts)
-            if attempt + 1 < settings.retry_max_attempts:
-                await asyncio.sleep(backoff_s(attempt, settings))
+            logger.warning("transient conflict %s, attempt %d of %d", code, number + 1, settings.retry_max_attempts)
+            if number + 1 < settings.retry_max_attempts:
+                await asyncio.sleep(backoff_s(number, settings))
     raise unavailable(settings, "the write conflicted with concurrent writes; retry later")
+
+
+async def run_transaction(
+    engine: AsyncEngine, settings: Settings, work: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """work runs in one transaction: committed on success, rolled back on any error, retried."""
+
+    async def attempt() -> T:
+        async with engine.begin() as conn:
+            return await work(conn)
+
+    return await with_retries(settings, attempt)
+
+
+async def run_statement(
+    engine: AsyncEngine, settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """work gets the pooled asyncpg connection in autocommit: each statement is its own transaction
+    (used for the one-statement writes), or work opens `conn.transaction()` itself. Retried as above."""
+
+    async def attempt() -> T:
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: asyncpg.Connection = raw.driver_connection
+            return await work(driver)
+
+    return await with_retries(settings, attempt)

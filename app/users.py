@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.cache import BoundedCache
 from app.errors import ProblemError
 
 TOKEN_PREFIX = "qt_"
@@ -35,24 +35,11 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-class TokenCache:
-    """Bounded LRU of token hash → user. Users and tokens never change, so entries never go stale."""
+class TokenCache(BoundedCache[bytes, UserRecord]):
+    """Token hash → user. Users and tokens never change, so entries never go stale."""
 
     def __init__(self, size: int = _CACHE_SIZE) -> None:
-        self._size = size
-        self._items: OrderedDict[bytes, UserRecord] = OrderedDict()
-
-    def get(self, key: bytes) -> UserRecord | None:
-        user = self._items.get(key)
-        if user is not None:
-            self._items.move_to_end(key)
-        return user
-
-    def put(self, key: bytes, user: UserRecord) -> None:
-        self._items[key] = user
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
+        super().__init__(size)
 
 
 _INSERT_USER = text(

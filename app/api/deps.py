@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.cache import BoundedCache
 from app.config import Settings
-from app.errors import ProblemError
+from app.errors import ProblemError, not_found
+from app.groups import group_currency, is_member
 from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
 
 
@@ -56,3 +59,23 @@ async def current_user(request: Request, engine: EngineDep) -> UserRecord:
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def writable_currency(request: Request, engine: AsyncEngine, group_id: UUID, user: UserRecord) -> str:
+    """The group's currency for validating a write's money; cached, since a group's currency never changes.
+
+    Membership is checked by the write itself, under its locks; this only needs the group to exist."""
+    cache: BoundedCache[UUID, str] = request.app.state.currency_cache
+    currency = cache.get(group_id)
+    if currency is None:
+        async with engine.connect() as conn:
+            currency = await group_currency(conn, group_id)
+        cache.put(group_id, currency)
+    return currency
+
+
+async def not_found_unless_member(engine: AsyncEngine, group_id: UUID, user_id: UUID) -> None:
+    """On a rejected write, a caller outside the group must see 404, never details of its payload rules."""
+    async with engine.connect() as conn:
+        if not await is_member(conn, group_id, user_id):
+            raise not_found("group")

@@ -8,10 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app import expenses as svc
-from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.render import json_bytes, page_body, problems, raw_json, respond
+from app import ledger
+from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.render import page_body, problems, raw_json, respond
+from app.config import Settings
+from app.errors import ProblemError
 from app.groups import group_for_member
-from app.idempotency import REPLAYED_HEADER, Outcome, fingerprint, idempotent_write, parse_key
+from app.idempotency import REPLAYED_HEADER, fingerprint, parse_key
 from app.pagination import PageDep, encode_time_cursor, require_time_cursor
 from app.schemas import ExpenseIn, ExpenseOut, Page
 from app.testhooks import faults_for
@@ -33,11 +36,16 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def outcome_response(outcome: Outcome, location: str | None = None) -> Response:
-    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
-    if location and outcome.status_code == 201:
-        headers["Location"] = location
-    return raw_json(outcome.body, outcome.status_code, headers)
+def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> ledger.Claim:
+    """Parse the Idempotency-Key (400 if malformed) and fingerprint the request it guards."""
+    key = parse_key(raw_key)
+    fp = fingerprint(request.method, request.url.path, body) if key is not None else b""
+    return ledger.Claim(user_id, key, fp, settings.idempotency_ttl_hours)
+
+
+def outcome_response(written: ledger.Written) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if written.replayed else {}
+    return raw_json(written.body, written.status_code, headers)
 
 
 @router.post(
@@ -64,20 +72,17 @@ async def post_expense(
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    key = parse_key(idempotency_key)
-    fp = fingerprint("POST", request.url.path, await request.body())
-    faults = faults_for(request, settings)
-
-    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
-        group = await group_for_member(conn, group_id, user.id)
-        draft = svc.draft_expense(body, group.currency, settings.max_participants)
-        record = await svc.create(conn, group, draft, user.id)
-        if faults:
-            await faults.fire(conn)
-        return 201, json_bytes(svc.render(record))
-
-    outcome = await idempotent_write(engine, settings, user.id, key, fp, work)
-    return outcome_response(outcome)
+    claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
+    currency = await writable_currency(request, engine, group_id, user)
+    try:
+        draft = svc.draft_expense(body, currency, settings.max_participants)
+    except ProblemError:
+        await not_found_unless_member(engine, group_id, user.id)
+        raise
+    written = await svc.create(
+        engine, settings, claim, group_id, currency, draft, user.id, faults_for(request, settings)
+    )
+    return outcome_response(written)
 
 
 @router.get(
@@ -127,7 +132,7 @@ async def put_expense(
     async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
         group = await group_for_member(conn, group_id, user.id)
         draft = svc.draft_expense(body, group.currency, settings.max_participants)
-        return await svc.update(conn, group, expense_id, draft)
+        return await svc.update(conn, group, user.id, expense_id, draft)
 
     return respond(svc.render(await run_transaction(engine, settings, work)))
 
@@ -149,6 +154,6 @@ async def delete_expense(
 ) -> Response:
     async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
         group = await group_for_member(conn, group_id, user.id)
-        return await svc.void(conn, group, expense_id)
+        return await svc.void(conn, group, user.id, expense_id)
 
     return respond(svc.render(await run_transaction(engine, settings, work)))

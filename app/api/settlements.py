@@ -3,15 +3,14 @@ from __future__ import annotations
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app import settlements as svc
-from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.expenses import IdempotencyKeyHeader, outcome_response
-from app.api.render import json_bytes, page_body, problems, respond
+from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.expenses import IdempotencyKeyHeader, claim_for, outcome_response
+from app.api.render import page_body, problems, respond
+from app.errors import ProblemError
 from app.groups import group_for_member
-from app.idempotency import fingerprint, idempotent_write, parse_key
 from app.pagination import PageDep, encode_time_cursor, require_time_cursor
 from app.schemas import Page, SettlementIn, SettlementOut
 from app.testhooks import faults_for
@@ -40,20 +39,16 @@ async def post_settlement(
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    key = parse_key(idempotency_key)
-    fp = fingerprint("POST", request.url.path, await request.body())
+    claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
+    currency = await writable_currency(request, engine, group_id, user)
+    try:
+        amount_minor = svc.parse_settlement_amount(body, currency)
+    except ProblemError:
+        await not_found_unless_member(engine, group_id, user.id)
+        raise
     faults = faults_for(request, settings)
-
-    async def work(conn: AsyncConnection) -> tuple[int, bytes]:
-        group = await group_for_member(conn, group_id, user.id)
-        amount_minor = svc.parse_settlement_amount(body, group.currency)
-        record = await svc.create(conn, group, body, amount_minor, user.id)
-        if faults:
-            await faults.fire(conn)
-        return 201, json_bytes(svc.render(record))
-
-    outcome = await idempotent_write(engine, settings, user.id, key, fp, work)
-    return outcome_response(outcome)
+    written = await svc.create(engine, settings, claim, group_id, currency, body, amount_minor, user.id, faults)
+    return outcome_response(written)
 
 
 @router.get(
