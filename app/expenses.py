@@ -20,6 +20,7 @@ from app.errors import ProblemError, not_found, validation_error
 from app.groups import GroupRecord
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
+from app.records import Entry, ExpenseRecord
 from app.schemas import ExpenseIn, ParticipantIn
 from app.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
 from app.testhooks import Faults
@@ -34,27 +35,11 @@ class ExpenseDraft:
     amount_minor: int
     paid_by: uuid.UUID
     split_type: str
-    owed: list[ledger.Entry]  # ascending user_id, sums to amount_minor
+    owed: list[Entry]  # ascending user_id, sums to amount_minor
 
     @property
     def user_ids(self) -> set[uuid.UUID]:
         return {self.paid_by, *(user_id for user_id, _ in self.owed)}
-
-
-@dataclass(frozen=True, slots=True)
-class ExpenseRecord:
-    id: uuid.UUID
-    group_id: uuid.UUID
-    description: str
-    amount_minor: int
-    currency: str
-    paid_by: uuid.UUID
-    split_type: str
-    owed: list[ledger.Entry]
-    version: int
-    created_by: uuid.UUID
-    created_at: datetime
-    voided_at: datetime | None
 
 
 # ---- pure: payload → draft ---------------------------------------------------------------------
@@ -72,7 +57,7 @@ def _check_participant_fields(split_type: str, index: int, p: ParticipantIn) -> 
             raise validation_error(["body", "participants", index, field], f"{field} is required for {split_type}")
 
 
-def _owed(body: ExpenseIn, amount_minor: int, decimals: int, max_participants: int) -> list[ledger.Entry]:
+def _owed(body: ExpenseIn, amount_minor: int, decimals: int, max_participants: int) -> list[Entry]:
     ps = body.participants
     kw = {"max_participants": max_participants}
     if body.split_type == "equal":
@@ -171,10 +156,6 @@ def _record(row: Any) -> ExpenseRecord:
     )
 
 
-def _shares_json(owed: list[ledger.Entry]) -> str:
-    return orjson.dumps([[str(u), a] for u, a in owed]).decode()
-
-
 async def create(
     engine: AsyncEngine,
     settings: Settings,
@@ -200,19 +181,8 @@ async def create(
         datetime.now(UTC),
         None,
     )
-    new = ledger.NewExpense(
-        record.id,
-        group_id,
-        record.description,
-        record.amount_minor,
-        currency,
-        record.paid_by,
-        record.split_type,
-        record.owed,
-        record.created_at,
-    )
     response = orjson.dumps(render(record))
-    return await ledger.create_expense(engine, settings, claim, new, response, currency_decimals(currency), faults)
+    return await ledger.create_expense(engine, settings, claim, record, response, faults)
 
 
 async def get(
@@ -286,7 +256,7 @@ async def update(
             "a": draft.amount_minor,
             "p": draft.paid_by,
             "s": draft.split_type,
-            "shares": _shares_json(draft.owed),
+            "shares": ledger.shares_json(draft.owed),
             "v": version,
             "id": expense.id,
         },

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 import asyncpg
@@ -21,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
 from app.errors import ProblemError, not_found, validation_error
-from app.money import format_amount
+from app.money import currency_decimals, format_amount
+from app.records import Entry, ExpenseRecord, SettlementRecord
 from app.testhooks import Faults
 from app.tx import run_statement, sqlstate
 
-Entry = tuple[uuid.UUID, int]
 Kind = Literal["expense", "reversal", "settlement"]
 
 
@@ -54,6 +53,11 @@ def settlement_entries(from_user_id: uuid.UUID, to_user_id: uuid.UUID, amount_mi
     entries = [(from_user_id, amount_minor), (to_user_id, -amount_minor)]
     check_balanced(entries)
     return entries
+
+
+def shares_json(owed: Sequence[Entry]) -> str:
+    """An expense's owed amounts as stored in expenses.shares: [[user_id, owed_minor], ...]."""
+    return orjson.dumps([[str(u), a] for u, a in owed]).decode()
 
 
 def negate(entries: Iterable[Entry]) -> list[Entry]:
@@ -226,30 +230,16 @@ _CREATE_EXPENSE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewExpense:
-    id: uuid.UUID
-    group_id: uuid.UUID
-    description: str
-    amount_minor: int
-    currency: str
-    paid_by: uuid.UUID
-    split_type: str
-    owed: Sequence[Entry]
-    created_at: datetime
-
-
 async def create_expense(
     engine: AsyncEngine,
     settings: Settings,
     claim: Claim,
-    expense: NewExpense,
+    expense: ExpenseRecord,
     response: bytes,
-    decimals: int,
     faults: Faults | None = None,
 ) -> Written:
     entries = expense_entries(expense.paid_by, expense.amount_minor, expense.owed)
-    shares = orjson.dumps([[str(u), a] for u, a in expense.owed]).decode()
+    shares = shares_json(expense.owed)
     args = (
         claim.user_id,
         claim.key,
@@ -269,7 +259,7 @@ async def create_expense(
         [a for _, a in entries],
         [u for u, _ in expense.owed],
     )
-    return await _call(engine, settings, _CREATE_EXPENSE, args, faults, decimals)
+    return await _call(engine, settings, _CREATE_EXPENSE, args, faults, currency_decimals(expense.currency))
 
 
 _CREATE_SETTLEMENT = (
@@ -277,25 +267,12 @@ _CREATE_SETTLEMENT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewSettlement:
-    id: uuid.UUID
-    group_id: uuid.UUID
-    from_user_id: uuid.UUID
-    to_user_id: uuid.UUID
-    amount_minor: int
-    currency: str
-    note: str | None
-    created_at: datetime
-
-
 async def create_settlement(
     engine: AsyncEngine,
     settings: Settings,
     claim: Claim,
-    s: NewSettlement,
+    s: SettlementRecord,
     response: bytes,
-    decimals: int,
     faults: Faults | None = None,
 ) -> Written:
     check_balanced(settlement_entries(s.from_user_id, s.to_user_id, s.amount_minor))
@@ -314,7 +291,7 @@ async def create_settlement(
         s.note,
         s.created_at,
     )
-    return await _call(engine, settings, _CREATE_SETTLEMENT, args, faults, decimals)
+    return await _call(engine, settings, _CREATE_SETTLEMENT, args, faults, currency_decimals(s.currency))
 
 
 async def expense_entries_of(conn: AsyncConnection, expense_id: uuid.UUID, version: int) -> list[Entry]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,21 +15,9 @@ from app.config import Settings
 from app.errors import validation_error
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
+from app.records import SettlementRecord
 from app.schemas import SettlementIn
 from app.testhooks import Faults
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementRecord:
-    id: uuid.UUID
-    group_id: uuid.UUID
-    from_user_id: uuid.UUID
-    to_user_id: uuid.UUID
-    amount_minor: int
-    currency: str
-    note: str | None
-    created_by: uuid.UUID
-    created_at: datetime
 
 
 def parse_settlement_amount(body: SettlementIn, currency: str) -> int:
@@ -66,18 +53,8 @@ async def create(
         creator,
         datetime.now(UTC),
     )
-    new = ledger.NewSettlement(
-        record.id,
-        group_id,
-        record.from_user_id,
-        record.to_user_id,
-        amount_minor,
-        currency,
-        record.note,
-        record.created_at,
-    )
     response = orjson.dumps(render(record))
-    return await ledger.create_settlement(engine, settings, claim, new, response, currency_decimals(currency), faults)
+    return await ledger.create_settlement(engine, settings, claim, record, response, faults)
 
 
 async def list_page(

@@ -10,12 +10,13 @@ from starlette.responses import Response
 from app import expenses as svc
 from app import ledger
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
-from app.api.render import page_body, problems, raw_json, respond
+from app.api.render import problems, raw_json, respond, time_page
 from app.config import Settings
 from app.errors import ProblemError
 from app.groups import group_for_member
 from app.idempotency import REPLAYED_HEADER, fingerprint, parse_key
-from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.pagination import PageDep, require_time_cursor
+from app.records import ExpenseRecord
 from app.schemas import ExpenseIn, ExpenseOut, Page
 from app.testhooks import faults_for
 from app.tx import run_transaction
@@ -97,10 +98,7 @@ async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, pa
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
         rows = await svc.list_page(conn, group_id, page.limit + 1, after)
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return respond(page_body([svc.render(r) for r in rows], cursor))
+    return time_page(rows, page.limit, svc.render)
 
 
 @router.get(
@@ -129,7 +127,7 @@ async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engin
 async def put_expense(
     group_id: UUID, expense_id: UUID, body: ExpenseIn, user: CurrentUser, engine: EngineDep, settings: SettingsDep
 ) -> Response:
-    async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
+    async def work(conn: AsyncConnection) -> ExpenseRecord:
         group = await group_for_member(conn, group_id, user.id)
         draft = svc.draft_expense(body, group.currency, settings.max_participants)
         return await svc.update(conn, group, user.id, expense_id, draft)
@@ -152,7 +150,7 @@ async def put_expense(
 async def delete_expense(
     group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
 ) -> Response:
-    async def work(conn: AsyncConnection) -> svc.ExpenseRecord:
+    async def work(conn: AsyncConnection) -> ExpenseRecord:
         group = await group_for_member(conn, group_id, user.id)
         return await svc.void(conn, group, user.id, expense_id)
 

@@ -8,10 +8,10 @@ from starlette.responses import Response
 
 from app import groups as svc
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.render import group_body, member_body, page_body, problems, respond
+from app.api.render import group_body, member_body, problems, respond, time_page
 from app.errors import validation_error
 from app.money import is_currency_code
-from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.pagination import PageDep, require_time_cursor
 from app.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
 from app.tx import run_transaction
 
@@ -42,10 +42,7 @@ async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, se
 async def get_groups(user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     async with engine.connect() as conn:
         rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page))
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return respond(page_body([group_body(g) for g in rows], cursor))
+    return time_page(rows, page.limit, group_body)
 
 
 async def _detail(conn: AsyncConnection, group: svc.GroupRecord) -> dict[str, object]:

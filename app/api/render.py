@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 import orjson
 from starlette.responses import Response
 
 from app.errors import PROBLEM_MEDIA_TYPE, ProblemError
 from app.groups import GroupRecord, MemberRecord
+from app.pagination import encode_time_cursor
 from app.users import UserRecord
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -65,6 +68,24 @@ def member_body(member: MemberRecord) -> dict[str, Any]:
 
 def page_body(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
+
+
+class Keyed(Protocol):
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=Keyed)
+
+
+def time_page(rows: Sequence[R], limit: int, render: Callable[[R], Any]) -> Response:
+    """rows holds up to limit + 1 records, newest first: the extra one only says there is a next page."""
+    more = len(rows) > limit
+    shown = rows[:limit]
+    cursor = encode_time_cursor(shown[-1].created_at, shown[-1].id) if more else None
+    return respond(page_body([render(r) for r in shown], cursor))
 
 
 __all__ = ["ProblemError", "problems", "raw_json", "respond", "utc"]

@@ -8,10 +8,10 @@ from starlette.responses import Response
 from app import settlements as svc
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, claim_for, outcome_response
-from app.api.render import page_body, problems, respond
+from app.api.render import problems, time_page
 from app.errors import ProblemError
 from app.groups import group_for_member
-from app.pagination import PageDep, encode_time_cursor, require_time_cursor
+from app.pagination import PageDep, require_time_cursor
 from app.schemas import Page, SettlementIn, SettlementOut
 from app.testhooks import faults_for
 
@@ -63,7 +63,4 @@ async def list_settlements(group_id: UUID, user: CurrentUser, engine: EngineDep,
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
         rows = await svc.list_page(conn, group_id, page.limit + 1, after)
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return respond(page_body([svc.render(r) for r in rows], cursor))
+    return time_page(rows, page.limit, svc.render)
