@@ -17,6 +17,7 @@ from app.api import balances, expenses, groups, health, settlements, users
 from app.cache import BoundedCache
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, resolve_url, stop_embedded
+from app.gate import GroupGate
 from app.limits import BodyLimit
 from app.users import TokenCache
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     app.state.token_cache = TokenCache()
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
+    app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)

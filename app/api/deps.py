@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cache import BoundedCache
 from app.config import Settings
 from app.errors import ProblemError, not_found
+from app.gate import GroupGate
 from app.groups import group_currency, is_member
 from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
 
@@ -25,7 +26,13 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_gate(request: Request) -> GroupGate:
+    gate: GroupGate = request.app.state.group_gate
+    return gate
+
+
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+GateDep = Annotated[GroupGate, Depends(get_gate)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app import expenses as svc
 from app import ledger
-from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.deps import CurrentUser, EngineDep, GateDep, SettingsDep, not_found_unless_member, writable_currency
 from app.api.render import problems, raw_json, respond, time_page
 from app.config import Settings
 from app.errors import ProblemError
@@ -71,6 +71,7 @@ async def post_expense(
     user: CurrentUser,
     engine: EngineDep,
     settings: SettingsDep,
+    gate: GateDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
@@ -80,9 +81,10 @@ async def post_expense(
     except ProblemError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
-    written = await svc.create(
-        engine, settings, claim, group_id, currency, draft, user.id, faults_for(request, settings)
-    )
+    async with gate.enter(group_id):
+        written = await svc.create(
+            engine, settings, claim, group_id, currency, draft, user.id, faults_for(request, settings)
+        )
     return outcome_response(written)
 
 

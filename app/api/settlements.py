@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import settlements as svc
-from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.deps import CurrentUser, EngineDep, GateDep, SettingsDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, claim_for, outcome_response
 from app.api.render import problems, time_page
 from app.errors import ProblemError
@@ -37,6 +37,7 @@ async def post_settlement(
     user: CurrentUser,
     engine: EngineDep,
     settings: SettingsDep,
+    gate: GateDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
@@ -47,7 +48,8 @@ async def post_settlement(
         await not_found_unless_member(engine, group_id, user.id)
         raise
     faults = faults_for(request, settings)
-    written = await svc.create(engine, settings, claim, group_id, currency, body, amount_minor, user.id, faults)
+    async with gate.enter(group_id):
+        written = await svc.create(engine, settings, claim, group_id, currency, body, amount_minor, user.id, faults)
     return outcome_response(written)
 
 

@@ -92,11 +92,28 @@ def server(db_url: URL) -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
     }
     deadlocks_before = _pg_deadlocks(db_url)
-    cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--workers", "2",
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--workers",
+        "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with open(log_name, "ab") as log:  # O_APPEND: both workers append whole lines to one file
-        process = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     srv = Server(f"http://127.0.0.1:{port}", Path(log_name), process)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -128,6 +145,7 @@ def server(db_url: URL) -> Iterator[Server]:
     assert deadlocks_after == deadlocks_before, (
         f"PostgreSQL detected {deadlocks_after - deadlocks_before} deadlock(s) in {db_url.database}"
     )
+    Path(log_name).unlink()  # a clean log is not worth keeping; a failing one stays for inspection
 
 
 @pytest.fixture
@@ -137,4 +155,6 @@ def live(server: Server, clean_db: URL) -> Iterator[Live]:
     live = Live(server, clean_db, server.log_size())
     yield live
     problems = log_problems(live.log(), live.allowed_conflicts, live.allowed_5xx)
-    assert not problems, "server log of this test:\n" + "\n".join(problems) + "\n\n" + live.log()[-5000:]
+    assert not problems, (
+        f"server log of this test ({server.log_path}):\n" + "\n".join(problems) + "\n\n" + live.log()[-5000:]
+    )

@@ -43,10 +43,16 @@ def log_problems(log: str, allowed_conflicts: set[str], allowed_5xx: set[int]) -
     either is only acceptable when the test injected it with X-Test-Fault.
     """
     found = [f"{what}: {m.group(0)!r}" for pattern, what in _FORBIDDEN for m in pattern.finditer(log)]
-    found += [f"an unexpected {m.group(1)} response" for m in _RESPONSE_5XX.finditer(log)
-              if int(m.group(1)) not in allowed_5xx]
-    found += [f"an unexpected retry: {m.group(0)!r}" for m in CONFLICT.finditer(log)
-              if m.group(1) != "55P03" and m.group(1) not in allowed_conflicts]
+    found += [
+        f"an unexpected {m.group(1)} response"
+        for m in _RESPONSE_5XX.finditer(log)
+        if int(m.group(1)) not in allowed_5xx
+    ]
+    found += [
+        f"an unexpected retry: {m.group(0)!r}"
+        for m in CONFLICT.finditer(log)
+        if m.group(1) != "55P03" and m.group(1) not in allowed_conflicts
+    ]
     return found
 
 
@@ -107,17 +113,24 @@ class Live:
 # ---- parallel clients ------------------------------------------------------------------------------
 
 
-def storm(base_url: str, calls: Sequence[Callable[[httpx.Client], T]], timeout: float = REQUEST_TIMEOUT_S) -> list[T]:
+def storm(
+    base_url: str,
+    calls: Sequence[Callable[[httpx.Client], T]],
+    timeout: float = REQUEST_TIMEOUT_S,
+    warm: Callable[[httpx.Client], object] | None = None,
+) -> list[T]:
     """Run every call in its own thread with its own httpx.Client, released together by a barrier.
 
-    Each client opens its connection (GET /health) before the barrier, so the racing requests
-    leave at the same moment. Results come back in the order of `calls`; any exception is re-raised.
+    Before the barrier each client connects and warms up the server (GET /health, or `warm`, e.g.
+    an authenticated GET so both workers have the caller's token cached and pooled connections
+    open), so the racing requests leave at the same moment and race inside the server, not in its
+    start-up costs. Results come back in the order of `calls`; any exception is re-raised.
     """
     barrier = threading.Barrier(len(calls))
 
     def run(call: Callable[[httpx.Client], T]) -> T:
         with httpx.Client(base_url=base_url, timeout=timeout) as client:
-            client.get("/health")
+            (warm or (lambda c: c.get("/health")))(client)
             barrier.wait(timeout=30)
             return call(client)
 
@@ -134,7 +147,7 @@ def minor(amount: str, decimals: int) -> int:
     assert re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", amount), amount
     whole, _, frac = amount.lstrip("-").partition(".")
     assert len(frac) == decimals, f"{amount!r} does not have {decimals} decimals"
-    value = int(whole) * 10**decimals + (int(frac) if frac else 0)
+    value: int = int(whole) * 10**decimals + (int(frac) if frac else 0)
     return -value if amount.startswith("-") else value
 
 
@@ -145,3 +158,27 @@ def money(minor_units: int, decimals: int) -> str:
         return str(minor_units)
     whole, frac = divmod(minor_units, 10**decimals)
     return f"{whole}.{frac:0{decimals}d}"
+
+
+# ---- ledger history --------------------------------------------------------------------------------------
+
+
+def settlement_overshoots(live: Live) -> list[str]:
+    """Replay every member's ledger in seq order and report settlements that overshot.
+
+    A posting takes its members' balance locks before inserting its entries, so for any one member
+    the seq order of their entries is the order in which their balance changed. Right after a
+    settlement the payer's net must still be <= 0 and the payee's >= 0 (amount <= min(-from, to)).
+    """
+    running: dict[tuple[Any, Any], int] = {}
+    found = []
+    rows = live.sql("SELECT seq, group_id, user_id, amount_minor, kind FROM ledger_entries ORDER BY seq")
+    for r in rows:
+        who = (r["group_id"], r["user_id"])
+        running[who] = running.get(who, 0) + r["amount_minor"]
+        if r["kind"] == "settlement":
+            paid, net = r["amount_minor"] > 0, running[who]
+            if (paid and net > 0) or (not paid and net < 0):
+                side = "payer" if paid else "payee"
+                found.append(f"settlement entry seq {r['seq']} left the {side} {r['user_id']} at {net}")
+    return found
