@@ -30,7 +30,7 @@ lint: install
 	$(PY) -m mypy app
 
 bench: install
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 openapi: install
 	$(PY) scripts/export_openapi.py

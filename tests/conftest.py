@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL
 from app.config import Settings
 from app.main import create_app, run_migrations
 from tests.api import Api
-from tests.dbutil import reset, test_database_url
+from tests.dbutil import assert_ledger_invariants, reset, test_database_url
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +44,7 @@ def clean_db(db_url: URL) -> URL:
 
 
 @pytest.fixture
-def api(client: TestClient, clean_db: URL) -> Api:
-    return Api(client)
+def api(client: TestClient, clean_db: URL) -> Iterator[Api]:
+    """The app over HTTP on an empty database; after the test, the ledger invariants must still hold."""
+    yield Api(client)
+    assert_ledger_invariants(clean_db)

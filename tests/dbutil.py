@@ -66,3 +66,19 @@ def reset(url: URL) -> None:
 def counts(url: URL) -> dict[str, int]:
     sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in TABLES)
     return {r["t"]: r["n"] for r in run_sql(url, sql)}
+
+
+def assert_ledger_invariants(url: URL) -> None:
+    """Every balance row equals the sum of its ledger entries, every posting and every group sums to zero."""
+    drift = run_sql(
+        url,
+        """SELECT m.group_id, m.user_id, m.net_minor, coalesce(l.s, 0) AS ledger FROM memberships m
+           LEFT JOIN (SELECT group_id, user_id, sum(amount_minor) s FROM ledger_entries GROUP BY 1, 2) l
+             USING (group_id, user_id)
+           WHERE m.net_minor <> coalesce(l.s, 0)""",
+    )
+    assert drift == [], f"balance rows drifted from the ledger: {drift}"
+    unbalanced = run_sql(url, "SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount_minor) <> 0")
+    assert unbalanced == [], f"postings that do not sum to zero: {unbalanced}"
+    groups = run_sql(url, "SELECT group_id FROM memberships GROUP BY group_id HAVING sum(net_minor) <> 0")
+    assert groups == [], f"groups whose nets do not sum to zero: {groups}"

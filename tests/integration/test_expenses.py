@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from tests.api import Api, Who, assert_problem
-from tests.dbutil import counts, run_sql
+from tests.dbutil import assert_ledger_invariants, counts, run_sql
 
 
 def by_uuid(*users: Who) -> list[Who]:
@@ -16,20 +16,7 @@ def owed(body: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def assert_ledger_matches_balances(db_url: URL) -> None:
-    drift = run_sql(
-        db_url,
-        """SELECT m.user_id FROM memberships m
-           LEFT JOIN (SELECT group_id, user_id, sum(amount_minor) s FROM ledger_entries GROUP BY 1, 2) l
-             USING (group_id, user_id)
-           WHERE m.net_minor <> coalesce(l.s, 0)""",
-    )
-    assert drift == []
-    unbalanced = run_sql(
-        db_url, "SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount_minor) <> 0"
-    )
-    assert unbalanced == []
-    groups = run_sql(db_url, "SELECT group_id FROM memberships GROUP BY group_id HAVING sum(net_minor) <> 0")
-    assert groups == []
+    assert_ledger_invariants(db_url)
 
 
 def test_equal_100_among_3(api: Api, db_url: URL) -> None:

@@ -165,6 +165,7 @@ def test_verify_command_reports_drift(api: Api, db_url: URL) -> None:
     run_sql(db_url, "UPDATE memberships SET net_minor = net_minor + 1 WHERE user_id = $1::uuid", b.id)
     bad = _verify(db_url)
     assert bad.returncode == 1 and b.id in bad.stdout
+    run_sql(db_url, "UPDATE memberships SET net_minor = net_minor - 1 WHERE user_id = $1::uuid", b.id)  # repair
 
 
 def test_long_random_sequence_keeps_every_invariant(api: Api, db_url: URL) -> None:
