@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -54,6 +55,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = make_engine(url, settings)
     app.state.database_url = url
     purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
+    # future collection, so a full collection walks only request garbage (shorter tail latencies).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:

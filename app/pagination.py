@@ -63,7 +63,7 @@ def decode_cursor(text: str) -> Cursor:
     raise _bad_cursor()
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int | None, Query(ge=1, le=200, description="Page size, 1..200 (default 50).")] = None,
     cursor: Annotated[
         str | None, Query(min_length=1, max_length=MAX_CURSOR_LENGTH, description="Opaque cursor from next_cursor.")

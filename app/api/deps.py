@@ -1,4 +1,8 @@
-"""Dependency aliases: EngineDep, SettingsDep, CurrentUser."""
+"""Dependency aliases: EngineDep, SettingsDep, GateDep, CurrentUser.
+
+Every dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
+thread hand-off on every request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +20,17 @@ from app.groups import group_currency, is_member
 from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_gate(request: Request) -> GroupGate:
+async def get_gate(request: Request) -> GroupGate:
     gate: GroupGate = request.app.state.group_gate
     return gate
 
