@@ -8,10 +8,11 @@
 --     pairs  = { { group = "...", from = "...", to = "...", token = "..." }, ... } }  -- settlement only
 -- Results (JSON) go to the file named by the environment variable BENCH_WRK_OUT.
 
-local cfg, tid, n = nil, 0, 0
-local statuses = {}
-local sample = ""
-local static = nil
+-- Globals (not locals) where the main state reads them back with thread:get / sets them with thread:set.
+tid = 0
+statuses = {}
+sample = ""
+local cfg, n, static = nil, 0, nil
 local amounts = { "12.34", "7.50", "31.00", "4.99", "18.21", "9.03", "60.00", "2.47" }
 
 local threads = {}
