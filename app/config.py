@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     migrate_on_startup: bool | None = None  # None: only when the database is embedded
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_write_pool_size: int = Field(default=10, ge=1, le=200)  # asyncpg pool of the hot writes
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
     statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+import asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -76,8 +77,6 @@ def stop_embedded(data_dir: Path) -> None:
 
 async def ensure_database(url: URL) -> None:
     """Create the database named in url if it does not exist (embedded server only)."""
-    import asyncpg
-
     admin = url.set(drivername="postgresql", database="postgres")
     conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
     try:
@@ -95,14 +94,36 @@ def resolve_url(settings: Settings) -> tuple[URL, bool]:
     return embedded_socket_url(settings.embedded_data_dir, settings.embedded_database), True
 
 
-def make_engine(url: URL, settings: Settings) -> AsyncEngine:
-    server_settings = {
+def _server_settings(settings: Settings) -> dict[str, str]:
+    return {
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
         "application_name": "quits",
         "jit": "off",
     }
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (a round trip per request): write connections change no
+    session state, and asyncpg still rolls back any transaction left open before this is called."""
+
+
+async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
+    """A plain asyncpg pool for the one-statement hot writes (app.ledger): no ORM layer, no reset query."""
+    return await asyncpg.create_pool(
+        plain_url(url),
+        min_size=0,  # the service starts (and /health answers 503) while the database is down
+        max_size=settings.db_write_pool_size,
+        reset=_keep_session,
+        server_settings=_server_settings(settings),
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.statement_timeout_ms / 1000 + 5,
+    )
+
+
+def make_engine(url: URL, settings: Settings) -> AsyncEngine:
+    server_settings = _server_settings(settings)
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,

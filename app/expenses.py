@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ledger
 from app.config import Settings
@@ -157,7 +158,7 @@ def _record(row: Any) -> ExpenseRecord:
 
 
 async def create(
-    engine: AsyncEngine,
+    pool: asyncpg.Pool,
     settings: Settings,
     claim: ledger.Claim,
     group_id: uuid.UUID,
@@ -182,7 +183,7 @@ async def create(
         None,
     )
     response = orjson.dumps(render(record))
-    return await ledger.create_expense(engine, settings, claim, record, response, faults)
+    return await ledger.create_expense(pool, settings, claim, record, response, faults)
 
 
 async def get(

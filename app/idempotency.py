@@ -15,6 +15,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -83,8 +84,28 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
 def canonical_json(body: bytes) -> str:
-    """Sorted keys, no insignificant whitespace, values as sent. Non-JSON bodies hash as raw text."""
+    """Sorted keys, no insignificant whitespace, values as sent. Non-JSON bodies hash as raw text.
+
+    Fast path: orjson keeps strings and integers exactly, so its sorted output is canonical unless
+    the body has a non-integer number (whose text orjson would normalise: "2.50" → 2.5); those, and
+    what orjson refuses (NaN, integers past 64 bits), take the exact path."""
+    try:
+        parsed_fast = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed_fast = _has_float  # a sentinel: not parsed
+    if parsed_fast is not _has_float and not _has_float(parsed_fast):
+        return orjson.dumps(parsed_fast, option=orjson.OPT_SORT_KEYS).decode()
     try:
         parsed = json.loads(body, parse_int=_RawNumber, parse_float=_RawNumber, parse_constant=_RawNumber)
     except ValueError:

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, UUID
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
 from app.errors import ProblemError, not_found, validation_error
@@ -200,7 +200,7 @@ def exceeds_balance(limit_minor: int, decimals: int) -> ProblemError:
 
 
 async def _call(
-    engine: AsyncEngine, settings: Settings, sql: str, args: Sequence[object], faults: Faults | None, decimals: int
+    pool: asyncpg.Pool, settings: Settings, sql: str, args: Sequence[object], faults: Faults | None, decimals: int
 ) -> Written:
     """One statement in autocommit (a whole transaction in one round trip), retried on conflicts.
     With test faults, the statement and the faults share one explicit transaction."""
@@ -221,7 +221,7 @@ async def _call(
         assert row is not None
         return Written(row["status"], row["body"].encode(), row["replayed"])
 
-    return await run_statement(engine, settings, work)
+    return await run_statement(pool, settings, work)
 
 
 _CREATE_EXPENSE = (
@@ -231,7 +231,7 @@ _CREATE_EXPENSE = (
 
 
 async def create_expense(
-    engine: AsyncEngine,
+    pool: asyncpg.Pool,
     settings: Settings,
     claim: Claim,
     expense: ExpenseRecord,
@@ -259,7 +259,7 @@ async def create_expense(
         [a for _, a in entries],
         [u for u, _ in expense.owed],
     )
-    return await _call(engine, settings, _CREATE_EXPENSE, args, faults, currency_decimals(expense.currency))
+    return await _call(pool, settings, _CREATE_EXPENSE, args, faults, currency_decimals(expense.currency))
 
 
 _CREATE_SETTLEMENT = (
@@ -268,7 +268,7 @@ _CREATE_SETTLEMENT = (
 
 
 async def create_settlement(
-    engine: AsyncEngine,
+    pool: asyncpg.Pool,
     settings: Settings,
     claim: Claim,
     s: SettlementRecord,
@@ -291,7 +291,7 @@ async def create_settlement(
         s.note,
         s.created_at,
     )
-    return await _call(engine, settings, _CREATE_SETTLEMENT, args, faults, currency_decimals(s.currency))
+    return await _call(pool, settings, _CREATE_SETTLEMENT, args, faults, currency_decimals(s.currency))
 
 
 async def expense_entries_of(conn: AsyncConnection, expense_id: uuid.UUID, version: int) -> list[Entry]:

@@ -17,7 +17,7 @@ from app import errors, idempotency, openapi
 from app.api import balances, expenses, groups, health, settlements, users
 from app.cache import BoundedCache
 from app.config import Settings, get_settings
-from app.db import ensure_database, make_engine, resolve_url, stop_embedded
+from app.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
 from app.gate import GroupGate
 from app.limits import BodyLimit
 from app.users import TokenCache
@@ -53,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if migrate:
         await asyncio.to_thread(run_migrations, url)
     app.state.engine = make_engine(url, settings)
+    app.state.write_pool = await make_write_pool(url, settings)
     app.state.database_url = url
     purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
@@ -65,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purger.cancel()
         with suppress(asyncio.CancelledError):
             await purger
+        await app.state.write_pool.close()
         await app.state.engine.dispose()
         if embedded:
             await asyncio.to_thread(stop_embedded, settings.embedded_data_dir)

@@ -6,9 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import ledger
 from app.config import Settings
@@ -31,7 +32,7 @@ def parse_settlement_amount(body: SettlementIn, currency: str) -> int:
 
 
 async def create(
-    engine: AsyncEngine,
+    pool: asyncpg.Pool,
     settings: Settings,
     claim: ledger.Claim,
     group_id: uuid.UUID,
@@ -54,7 +55,7 @@ async def create(
         datetime.now(UTC),
     )
     response = orjson.dumps(render(record))
-    return await ledger.create_settlement(engine, settings, claim, record, response, faults)
+    return await ledger.create_settlement(pool, settings, claim, record, response, faults)
 
 
 async def list_page(

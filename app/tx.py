@@ -83,15 +83,13 @@ async def run_transaction(
 
 
 async def run_statement(
-    engine: AsyncEngine, settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]
+    pool: asyncpg.Pool, settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[T]]
 ) -> T:
     """work gets the pooled asyncpg connection in autocommit: each statement is its own transaction
     (used for the one-statement writes), or work opens `conn.transaction()` itself. Retried as above."""
 
     async def attempt() -> T:
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            driver: asyncpg.Connection = raw.driver_connection
-            return await work(driver)
+        async with pool.acquire() as conn:
+            return await work(conn)
 
     return await with_retries(settings, attempt)

@@ -83,7 +83,14 @@ async def post_expense(
         raise
     async with gate.enter(group_id):
         written = await svc.create(
-            engine, settings, claim, group_id, currency, draft, user.id, faults_for(request, settings)
+            request.app.state.write_pool,
+            settings,
+            claim,
+            group_id,
+            currency,
+            draft,
+            user.id,
+            faults_for(request, settings),
         )
     return outcome_response(written)
 

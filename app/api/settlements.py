@@ -49,7 +49,9 @@ async def post_settlement(
         raise
     faults = faults_for(request, settings)
     async with gate.enter(group_id):
-        written = await svc.create(engine, settings, claim, group_id, currency, body, amount_minor, user.id, faults)
+        written = await svc.create(
+            request.app.state.write_pool, settings, claim, group_id, currency, body, amount_minor, user.id, faults
+        )
     return outcome_response(written)
 
 
