@@ -1,8 +1,14 @@
 """The only writer of ledger entries and member balances.
 
-Every posting is a set of (user_id, amount_minor) entries that sums to zero. A posting inserts its
-entries and moves the members' balance rows in one statement, inside the caller's transaction,
-after the caller locked those balance rows with `lock_balances` (ascending user_id order).
+Every posting is a set of (user_id, amount_minor) entries that sums to zero, checked here before it
+is sent and again by the database (quits_post). The SQL side lives in migration b2d4f6a8c002:
+
+- `create_expense` / `create_settlement` (the hot path) are one statement in autocommit: claim the
+  Idempotency-Key with the response rendered by the app, check membership, lock the balance rows in
+  ascending user_id order, insert, post, move the balances. One round trip, row locks held only for
+  the statement's own time.
+- `lock_balances` + `post` serve the multi-statement writes (edit, void) inside a transaction the
+  caller owns (app.tx.run_transaction): lock first, re-check under the lock, then post.
 """
 
 from __future__ import annotations
