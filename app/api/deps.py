@@ -55,7 +55,10 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-async def current_user(request: Request, engine: EngineDep) -> UserRecord:
+async def current_user(request: Request) -> UserRecord:
+    """The caller, from the bearer token (cached: users and tokens never change). Reads the engine
+    from app.state rather than through a sub-dependency: every route pays for this one."""
+    engine: AsyncEngine = request.app.state.engine
     token = bearer_token(request)
     cache: TokenCache = request.app.state.token_cache
     key = hash_token(token)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from app import expenses as svc
 from app import ledger
-from app.api.deps import CurrentUser, EngineDep, GateDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
 from app.api.render import problems, raw_json, respond, time_page
 from app.config import Settings
 from app.errors import ProblemError
@@ -40,7 +40,7 @@ IdempotencyKeyHeader = Annotated[
 def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> ledger.Claim:
     """Parse the Idempotency-Key (400 if malformed) and fingerprint the request it guards."""
     key = parse_key(raw_key)
-    fp = fingerprint(request.method, request.url.path, body) if key is not None else b""
+    fp = fingerprint(request.method, request.scope["path"], body) if key is not None else b""
     return ledger.Claim(user_id, key, fp, settings.idempotency_ttl_hours)
 
 
@@ -69,11 +69,10 @@ async def post_expense(
     body: ExpenseIn,
     request: Request,
     user: CurrentUser,
-    engine: EngineDep,
-    settings: SettingsDep,
-    gate: GateDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    # Read from app.state, not injected: each dependency costs the hot path a resolution step.
+    engine, settings, gate = request.app.state.engine, request.app.state.settings, request.app.state.group_gate
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:

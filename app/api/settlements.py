@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import settlements as svc
-from app.api.deps import CurrentUser, EngineDep, GateDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, claim_for, outcome_response
 from app.api.render import problems, time_page
 from app.errors import ProblemError
@@ -35,11 +35,10 @@ async def post_settlement(
     body: SettlementIn,
     request: Request,
     user: CurrentUser,
-    engine: EngineDep,
-    settings: SettingsDep,
-    gate: GateDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    # Read from app.state, not injected: each dependency costs the hot path a resolution step.
+    engine, settings, gate = request.app.state.engine, request.app.state.settings, request.app.state.group_gate
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:
