@@ -4,7 +4,9 @@ Writes to one group contend for the same balance rows. When many backends wait o
 commit wakes them all and all but one go back to sleep (a thundering herd that burns the database's
 CPU). The gate lets at most `width` writes per group from this worker reach the database at once;
 the rest wait here, in the event loop, which costs nothing. Correctness never depends on the gate:
-the row locks do that. width 0 disables it.
+the row locks do that. A write waits at most `wait_s` (the database's lock_timeout) here, then goes
+on to the database without the gate, so the gate never adds more than that to a request. width 0
+disables it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class GroupGate:
         self._gates: dict[UUID, tuple[asyncio.Semaphore, int]] = {}
 
     @asynccontextmanager
-    async def enter(self, group_id: UUID) -> AsyncIterator[None]:
+    async def enter(self, group_id: UUID, wait_s: float) -> AsyncIterator[None]:
         if self._width == 0:
             yield
             return
@@ -30,10 +32,21 @@ class GroupGate:
         if sem is None:
             sem = asyncio.Semaphore(self._width)
         self._gates[group_id] = (sem, users + 1)
+        held = False
         try:
-            async with sem:
-                yield
+            if not sem.locked():
+                await sem.acquire()  # free: no timer needed (wait_for costs a task per call)
+                held = True
+            else:
+                try:
+                    await asyncio.wait_for(sem.acquire(), wait_s)
+                    held = True
+                except TimeoutError:
+                    pass  # waited long enough: let the database's own locks order this write
+            yield
         finally:
+            if held:
+                sem.release()
             sem_now, users_now = self._gates[group_id]
             if users_now == 1:
                 del self._gates[group_id]  # no one else holds or waits: the map stays small

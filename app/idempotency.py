@@ -13,6 +13,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -115,6 +118,32 @@ def canonical_json(body: bytes) -> str:
 
 def fingerprint(method: str, path: str, body: bytes) -> bytes:
     return hashlib.sha256(f"{method}\n{path}\n{canonical_json(body)}".encode()).digest()
+
+
+class KeysInFlight:
+    """Keys this worker is writing right now. A second request with the same key arriving at the
+    same worker meanwhile is answered 409 at once (it is in use), instead of queueing behind the
+    first; across workers the database's primary key does the same job."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[uuid.UUID, str]] = set()
+
+    @contextmanager
+    def hold(self, user_id: uuid.UUID, key: str | None) -> Iterator[None]:
+        if key is None:
+            yield
+            return
+        entry = (user_id, key)
+        if entry in self._keys:
+            raise ProblemError(409, "idempotency-key-in-use", "a request with this Idempotency-Key is in progress")
+        self._keys.add(entry)
+        try:
+            yield
+        finally:
+            self._keys.discard(entry)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 # ---- database ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from app.cache import BoundedCache
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
 from app.gate import GroupGate
+from app.idempotency import KeysInFlight
 from app.limits import BodyLimit
 from app.users import TokenCache
 
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
     app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
+    app.state.keys_in_flight = KeysInFlight()
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
 
@@ -44,6 +46,16 @@ def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Se
     return ledger.Claim(user_id, key, fp, settings.idempotency_ttl_hours)
 
 
+@asynccontextmanager
+async def admitted(request: Request, claim: ledger.Claim, group_id: UUID) -> AsyncIterator[None]:
+    """A hot write's way in: its key is not already being written by this worker (else 409 at once),
+    and at most `group_write_gate` writes per group from this worker are at the database."""
+    state = request.app.state
+    with state.keys_in_flight.hold(claim.user_id, claim.key):
+        async with state.group_gate.enter(group_id, state.settings.lock_timeout_ms / 1000):
+            yield
+
+
 def outcome_response(written: ledger.Written) -> Response:
     headers = {REPLAYED_HEADER: "true"} if written.replayed else {}
     return raw_json(written.body, written.status_code, headers)
@@ -72,7 +84,7 @@ async def post_expense(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     # Read from app.state, not injected: each dependency costs the hot path a resolution step.
-    engine, settings, gate = request.app.state.engine, request.app.state.settings, request.app.state.group_gate
+    engine, settings = request.app.state.engine, request.app.state.settings
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:
@@ -80,7 +92,7 @@ async def post_expense(
     except ProblemError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
-    async with gate.enter(group_id):
+    async with admitted(request, claim, group_id):
         written = await svc.create(
             request.app.state.write_pool,
             settings,

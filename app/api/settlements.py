@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from app import settlements as svc
 from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
-from app.api.expenses import IdempotencyKeyHeader, claim_for, outcome_response
+from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, outcome_response
 from app.api.render import problems, time_page
 from app.errors import ProblemError
 from app.groups import group_for_member
@@ -38,7 +38,7 @@ async def post_settlement(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     # Read from app.state, not injected: each dependency costs the hot path a resolution step.
-    engine, settings, gate = request.app.state.engine, request.app.state.settings, request.app.state.group_gate
+    engine, settings = request.app.state.engine, request.app.state.settings
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:
@@ -47,7 +47,7 @@ async def post_settlement(
         await not_found_unless_member(engine, group_id, user.id)
         raise
     faults = faults_for(request, settings)
-    async with gate.enter(group_id):
+    async with admitted(request, claim, group_id):
         written = await svc.create(
             request.app.state.write_pool, settings, claim, group_id, currency, body, amount_minor, user.id, faults
         )

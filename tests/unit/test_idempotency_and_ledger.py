@@ -75,3 +75,20 @@ def test_suggested_payments_settle_everything(values: list[int]) -> None:
 def test_suggested_payments_refuse_unbalanced_nets() -> None:
     with pytest.raises(LedgerInvariantError):
         suggest_payments({uuid.UUID(int=1): 5})
+
+
+def test_keys_in_flight_refuse_a_second_holder_until_released() -> None:
+    from app.idempotency import KeysInFlight
+
+    keys = KeysInFlight()
+    user, other = uuid.UUID(int=1), uuid.UUID(int=2)
+    with keys.hold(user, "k"):
+        with pytest.raises(ProblemError) as exc:
+            with keys.hold(user, "k"):
+                pass
+        assert exc.value.status == 409 and exc.value.slug == "idempotency-key-in-use"
+        with keys.hold(other, "k"), keys.hold(user, None), keys.hold(user, None):
+            pass  # another user's key, and requests without a key, are independent
+    with keys.hold(user, "k"):
+        pass
+    assert len(keys) == 0
