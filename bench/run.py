@@ -69,6 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--max-overflow", type=int, default=None, help="DB_MAX_OVERFLOW per worker (default 0)")
     p.add_argument(
+        "--write-pool-size", type=int, default=None,
+        help="DB_WRITE_POOL_SIZE per worker, the asyncpg pool of the hot writes (default clients/workers)",
+    )
+    p.add_argument(
         "--database-url",
         default=None,
         help="existing PostgreSQL server; the database named in the URL "
@@ -141,6 +145,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # run_wrk), so no overflow connection is opened and closed per burst (each costs PostgreSQL a fork).
     a.pool_size = a.pool_size or max(1, math.ceil(1.5 * a.clients / a.workers))
     a.max_overflow = a.max_overflow if a.max_overflow is not None else 0
+    # The hot writes use their own asyncpg pool; everything else the engine's. Both stay open while
+    # pgbench runs its 32 clients on the same server (max_connections 100, 3 reserved).
+    a.write_pool_size = a.write_pool_size or max(1, math.ceil(a.clients / a.workers))
+    if a.workers * (a.pool_size + a.max_overflow + a.write_pool_size) + a.clients > 97:
+        a.pool_size = max(1, (97 - a.clients) // a.workers - a.write_pool_size - a.max_overflow)
     if a.clients < a.wrk_threads:
         p.error("--clients must be >= --wrk-threads")
     if a.members < 4:
@@ -357,6 +366,7 @@ def start_server(args: argparse.Namespace, db: Database, log_path: Path) -> Serv
         "MIGRATE_ON_STARTUP": "false",
         "DB_POOL_SIZE": str(args.pool_size),
         "DB_MAX_OVERFLOW": str(args.max_overflow),
+        "DB_WRITE_POOL_SIZE": str(args.write_pool_size),
         "ENABLE_TEST_HOOKS": "false",
         **dict(kv.split("=", 1) for kv in args.server_env),
     }
@@ -1205,7 +1215,8 @@ def render(r: dict[str, Any]) -> str:
         f"- command: `{r['command']}` on commit {r.get('code', 'unknown')}",
         f"- PostgreSQL: {r['postgres']['version']} ({r['postgres']['where']})",
         f"- server: `{r['server']['command']}` with DB_POOL_SIZE={cfg['pool_size']} "
-        f"DB_MAX_OVERFLOW={cfg['max_overflow']} {' '.join(cfg['server_env'])}",
+        f"DB_MAX_OVERFLOW={cfg['max_overflow']} DB_WRITE_POOL_SIZE={cfg.get('write_pool_size')} "
+        f"{' '.join(cfg['server_env'])}",
         f"- load: wrk {cfg['wrk_threads']} threads, {cfg['clients']} keep-alive connections, {cfg['duration']:g} s "
         f"per scenario; {cfg['groups']} groups x {cfg['members']} members + 1 hot group of {cfg['members']}",
         "",
