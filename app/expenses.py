@@ -6,7 +6,7 @@ Services never commit; the router runs them inside one transaction (app.tx / app
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -295,17 +295,4 @@ async def void(conn: AsyncConnection, group: GroupRecord, caller: uuid.UUID, exp
             {"id": expense.id},
         )
     ).scalar_one()
-    return ExpenseRecord(
-        expense.id,
-        expense.group_id,
-        expense.description,
-        expense.amount_minor,
-        expense.currency,
-        expense.paid_by,
-        expense.split_type,
-        expense.owed,
-        expense.version,
-        expense.created_by,
-        expense.created_at,
-        voided_at,
-    )
+    return replace(expense, voided_at=voided_at)

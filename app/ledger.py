@@ -164,6 +164,10 @@ class Claim:
     fingerprint: bytes
     ttl_hours: int
 
+    def sql_args(self, response: bytes) -> tuple[object, ...]:
+        """The first five arguments of both write functions: who, the key, and what to store with it."""
+        return (self.user_id, self.key, self.fingerprint, self.ttl_hours, response.decode())
+
 
 @dataclass(frozen=True, slots=True)
 class Written:
@@ -247,11 +251,7 @@ async def create_expense(
     entries = expense_entries(expense.paid_by, expense.amount_minor, expense.owed)
     shares = shares_json(expense.owed)
     args = (
-        claim.user_id,
-        claim.key,
-        claim.fingerprint,
-        claim.ttl_hours,
-        response.decode(),
+        *claim.sql_args(response),
         expense.id,
         expense.group_id,
         expense.description,
@@ -283,11 +283,7 @@ async def create_settlement(
 ) -> Written:
     check_balanced(settlement_entries(s.from_user_id, s.to_user_id, s.amount_minor))
     args = (
-        claim.user_id,
-        claim.key,
-        claim.fingerprint,
-        claim.ttl_hours,
-        response.decode(),
+        *claim.sql_args(response),
         s.id,
         s.group_id,
         s.from_user_id,

@@ -214,31 +214,34 @@ def _wait_until_sleeping_in_db(live: Live, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_client_timeout_then_retry_creates_once(live: Live) -> None:
-    """The first attempt times out client-side while the server is still committing; the client
-    retries with the same key (the delay header is not part of the fingerprint) until it gets 201."""
+def _time_out_then_retry(
+    live: Live, delay_ms: int, amount: str
+) -> tuple[Any, Any, Any, str, list[int], httpx.Response]:
+    """A client posts with a key and a server-side delay, gives up after 0.3 s while the server is still
+    in its transaction, then retries the same key (the delay header is not part of the fingerprint)
+    until it gets 201, accepting only 409 in-use meanwhile. Returns what the test needs to check."""
     api = live.api()
     a, b = api.user("A"), api.user("B")
     gid = api.group(a, members=(b,))
     body = {
         "description": "slow",
-        "amount": "42.00",
+        "amount": amount,
         "paid_by": a.id,
         "split_type": "equal",
         "participants": [{"user_id": b.id}],
     }
     path = f"/v1/groups/{gid}/expenses"
     key = "slow-" + uuid.uuid4().hex
-
     with live.client(timeout=0.3) as impatient:
         try:
-            impatient.post(path, json=body, headers={**a.headers, "Idempotency-Key": key, "X-Test-Delay-Ms": "1500"})
+            impatient.post(
+                path, json=body, headers={**a.headers, "Idempotency-Key": key, "X-Test-Delay-Ms": str(delay_ms)}
+            )
         except httpx.TimeoutException:
             pass
         else:
             raise AssertionError("the delayed request did not time out on the client")
     _wait_until_sleeping_in_db(live)
-
     seen: list[int] = []
     with live.client() as c:
         deadline = time.monotonic() + 15
@@ -250,6 +253,12 @@ def test_client_timeout_then_retry_creates_once(live: Live) -> None:
             assert_problem(r, 409, "idempotency-key-in-use")
             assert time.monotonic() < deadline, seen
             time.sleep(0.1)
+    return api, a, b, gid, seen, r
+
+
+def test_client_timeout_then_retry_creates_once(live: Live) -> None:
+    """The first attempt times out client-side while the server is still committing; the retry replays it."""
+    api, a, b, gid, _, r = _time_out_then_retry(live, 1500, "42.00")
     assert r.headers.get("idempotent-replayed") == "true", "the retry must replay the timed-out request's write"
     assert live.count("expenses") == 1
     assert live.count("ledger_entries") == 2
@@ -259,37 +268,7 @@ def test_client_timeout_then_retry_creates_once(live: Live) -> None:
 def test_client_timeout_retry_sees_in_use_while_first_holds_the_key(live: Live) -> None:
     """The first attempt holds the key longer than lock_timeout: the retry gets 409 in-use, then
     replays once the first commits. Still exactly one expense."""
-    api = live.api()
-    a, b = api.user("A"), api.user("B")
-    gid = api.group(a, members=(b,))
-    body = {
-        "description": "slower",
-        "amount": "7.00",
-        "paid_by": a.id,
-        "split_type": "equal",
-        "participants": [{"user_id": b.id}],
-    }
-    path = f"/v1/groups/{gid}/expenses"
-    key = "slower-" + uuid.uuid4().hex
-    with live.client(timeout=0.3) as impatient:
-        try:
-            impatient.post(path, json=body, headers={**a.headers, "Idempotency-Key": key, "X-Test-Delay-Ms": "3000"})
-        except httpx.TimeoutException:
-            pass
-        else:
-            raise AssertionError("the delayed request did not time out on the client")
-    _wait_until_sleeping_in_db(live)
-    seen: list[int] = []
-    with live.client() as c:
-        deadline = time.monotonic() + 15
-        while True:
-            r = c.post(path, json=body, headers={**a.headers, "Idempotency-Key": key})
-            seen.append(r.status_code)
-            if r.status_code == 201:
-                break
-            assert_problem(r, 409, "idempotency-key-in-use")
-            assert time.monotonic() < deadline, seen
-            time.sleep(0.1)
+    _, _, _, _, seen, r = _time_out_then_retry(live, 3000, "7.00")
     assert 409 in seen, f"expected an in-use 409 while the first request held the key: {seen}"
     assert r.headers.get("idempotent-replayed") == "true"
     assert live.count("expenses") == 1
