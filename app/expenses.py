@@ -21,7 +21,7 @@ from app.errors import ProblemError, not_found, validation_error
 from app.groups import GroupRecord
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
-from app.records import Entry, ExpenseRecord
+from app.records import Entry, ExpenseRecord, rfc3339
 from app.schemas import ExpenseIn, ParticipantIn
 from app.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
 from app.testhooks import Faults
@@ -122,13 +122,9 @@ def render(expense: ExpenseRecord) -> dict[str, Any]:
         "shares": [{"user_id": str(u), "amount": format_amount(a, decimals)} for u, a in expense.owed],
         "version": expense.version,
         "created_by": str(expense.created_by),
-        "created_at": _utc(expense.created_at),
-        "voided_at": _utc(expense.voided_at) if expense.voided_at else None,
+        "created_at": rfc3339(expense.created_at),
+        "voided_at": rfc3339(expense.voided_at) if expense.voided_at else None,
     }
-
-
-def _utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # ---- database ---------------------------------------------------------------------------------

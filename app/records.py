@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 Entry = tuple[uuid.UUID, int]  # (user_id, amount_minor)
+
+
+def rfc3339(ts: datetime) -> str:
+    """A timestamp on the wire: RFC 3339 in UTC with a Z suffix."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from app.config import Settings
 from app.errors import validation_error
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
-from app.records import SettlementRecord
+from app.records import SettlementRecord, rfc3339
 from app.schemas import SettlementIn
 from app.testhooks import Faults
 
@@ -82,5 +82,5 @@ def render(s: SettlementRecord) -> dict[str, Any]:
         "currency": s.currency,
         "note": s.note,
         "created_by": str(s.created_by),
-        "created_at": s.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": rfc3339(s.created_at),
     }

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC
 from uuid import UUID
 
 from fastapi import APIRouter
@@ -13,6 +12,7 @@ from app.api.render import page_body, problems, respond
 from app.groups import group_for_member
 from app.money import currency_decimals, format_amount
 from app.pagination import PageDep, encode_seq_cursor, require_seq_cursor
+from app.records import rfc3339
 from app.schemas import BalancesOut, LedgerEntryOut, Page
 
 router = APIRouter(tags=["balances"])
@@ -85,7 +85,7 @@ async def get_ledger(group_id: UUID, user: CurrentUser, engine: EngineDep, page:
             "kind": r.kind,
             "expense_id": str(r.expense_id) if r.expense_id else None,
             "settlement_id": str(r.settlement_id) if r.settlement_id else None,
-            "created_at": r.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "created_at": rfc3339(r.created_at),
         }
         for r in rows
     ]

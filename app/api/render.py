@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
 from starlette.responses import Response
 
-from app.errors import PROBLEM_MEDIA_TYPE, ProblemError
+from app.errors import PROBLEM_MEDIA_TYPE
 from app.groups import GroupRecord, MemberRecord
 from app.pagination import encode_time_cursor
+from app.records import rfc3339
 from app.users import UserRecord
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -32,10 +33,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: PROBLEM_RESPONSES[c] for c in codes}
 
 
-def utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def json_bytes(body: Any) -> bytes:
     return orjson.dumps(body)
 
@@ -49,7 +46,7 @@ def raw_json(content: bytes | str, status_code: int, headers: dict[str, str] | N
 
 
 def user_body(user: UserRecord) -> dict[str, Any]:
-    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": utc(user.created_at)}
+    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": rfc3339(user.created_at)}
 
 
 def group_body(group: GroupRecord) -> dict[str, Any]:
@@ -58,7 +55,7 @@ def group_body(group: GroupRecord) -> dict[str, Any]:
         "name": group.name,
         "currency": group.currency,
         "created_by": str(group.created_by),
-        "created_at": utc(group.created_at),
+        "created_at": rfc3339(group.created_at),
     }
 
 
@@ -86,6 +83,3 @@ def time_page(rows: Sequence[R], limit: int, render: Callable[[R], Any]) -> Resp
     shown = rows[:limit]
     cursor = encode_time_cursor(shown[-1].created_at, shown[-1].id) if more else None
     return respond(page_body([render(r) for r in shown], cursor))
-
-
-__all__ = ["ProblemError", "problems", "raw_json", "respond", "utc"]
