@@ -137,20 +137,21 @@ async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.U
 
 
 async def remove_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Delete the membership only if its net is zero. DELETE re-checks the row after taking its lock."""
-    deleted = (
+    """Delete the membership (and its balance slots) only if its net is zero, checked with all of the
+    member's slots locked in slot order, as every other writer locks them."""
+    net = (
         await conn.execute(
-            text("DELETE FROM memberships WHERE group_id = :g AND user_id = :u AND net_minor = 0 RETURNING user_id"),
+            text(
+                "SELECT sum(net_minor) FROM (SELECT net_minor FROM balances WHERE group_id = :g AND user_id = :u"
+                " ORDER BY slot FOR UPDATE) b"
+            ),
             {"g": group_id, "u": user_id},
         )
-    ).first()
-    if deleted is not None:
-        return
-    exists = (
-        await conn.execute(
-            text("SELECT 1 FROM memberships WHERE group_id = :g AND user_id = :u"), {"g": group_id, "u": user_id}
-        )
-    ).first()
-    if exists is None:
+    ).scalar()
+    if net is None:
         raise not_found("member")
-    raise ProblemError(409, "member-has-balance", "a member whose net balance is not zero cannot be removed")
+    if net != 0:
+        raise ProblemError(409, "member-has-balance", "a member whose net balance is not zero cannot be removed")
+    await conn.execute(
+        text("DELETE FROM memberships WHERE group_id = :g AND user_id = :u"), {"g": group_id, "u": user_id}
+    )

@@ -4,11 +4,12 @@ Every posting is a set of (user_id, amount_minor) entries that sums to zero, che
 is sent and again by the database (quits_post). The SQL side lives in migration b2d4f6a8c002:
 
 - `create_expense` / `create_settlement` (the hot path) are one statement in autocommit: claim the
-  Idempotency-Key with the response rendered by the app, check membership, lock the balance rows in
-  ascending user_id order, insert, post, move the balances. One round trip, row locks held only for
-  the statement's own time.
+  Idempotency-Key with the response rendered by the app, check membership, lock balance rows in
+  ascending (user_id, slot) order, insert, post, move the balances. One round trip, row locks held
+  only for the statement's own time. A member's net is split over balance slots (migration
+  c3e5a7b9d003): an expense locks one random slot per user, a settlement all slots of both users.
 - `lock_balances` + `post` serve the multi-statement writes (edit, void) inside a transaction the
-  caller owns (app.tx.run_transaction): lock first, re-check under the lock, then post.
+  caller owns (app.tx.run_transaction): lock all slots first, re-check under the lock, then post.
 """
 
 from __future__ import annotations
@@ -112,15 +113,16 @@ _LOCK = text("SELECT user_id, net_minor FROM quits_lock_members(:group_id, :call
 async def lock_balances(
     conn: AsyncConnection, group_id: uuid.UUID, caller: uuid.UUID, user_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
-    """Lock the balance rows of the given users in ascending user_id order (404 unless the caller is
-    a member); return the nets of those who are current members: a missing key means "not a member"."""
+    """Lock every balance slot of the given users in ascending (user_id, slot) order (404 unless the
+    caller is a member); return the nets of those who are current members: a missing key means "not a
+    member"."""
     ids = sorted(set(user_ids))
     rows = await conn.execute(_LOCK, {"group_id": group_id, "caller": caller, "user_ids": ids})
     return {row.user_id: row.net_minor for row in rows}
 
 
 _POST = text(
-    "SELECT quits_post(:group_id, :user_ids, :amounts, :kind, :expense_id, :expense_version, :settlement_id)"
+    "SELECT quits_post(:group_id, :user_ids, :amounts, :kind, :expense_id, :expense_version, :settlement_id, 0)"
 ).bindparams(
     bindparam("user_ids", type_=ARRAY(UUID(as_uuid=True))),
     bindparam("amounts", type_=ARRAY(BIGINT)),
@@ -136,7 +138,7 @@ class Source:
 
 
 async def post(conn: AsyncConnection, group_id: uuid.UUID, entries: Sequence[Entry], source: Source) -> None:
-    """Insert one balanced posting and apply it to the (already locked) balance rows.
+    """Insert one balanced posting and apply it to slot 0 of the (already locked, all slots) balance rows.
 
     The SQL function quits_post (migration b2d4f6a8c002) checks the sum and the balance rows again."""
     check_balanced(entries)
@@ -311,7 +313,7 @@ async def expense_entries_of(conn: AsyncConnection, expense_id: uuid.UUID, versi
 
 async def read_nets(conn: AsyncConnection, group_id: uuid.UUID) -> dict[uuid.UUID, int]:
     rows = await conn.execute(
-        text("SELECT user_id, net_minor FROM memberships WHERE group_id = :g ORDER BY user_id"), {"g": group_id}
+        text("SELECT user_id, net_minor FROM member_balances WHERE group_id = :g ORDER BY user_id"), {"g": group_id}
     )
     nets = {row.user_id: row.net_minor for row in rows}
     check_nets(nets)
@@ -331,7 +333,7 @@ _DRIFT = text(
     """
     SELECT coalesce(m.group_id, l.group_id) AS group_id, coalesce(m.user_id, l.user_id) AS user_id,
            coalesce(m.net_minor, 0) AS balance_minor, coalesce(l.total, 0) AS ledger_minor
-    FROM memberships m
+    FROM member_balances m
     FULL JOIN (SELECT group_id, user_id, sum(amount_minor) AS total FROM ledger_entries GROUP BY 1, 2) l
       ON l.group_id = m.group_id AND l.user_id = m.user_id
     WHERE coalesce(m.net_minor, 0) <> coalesce(l.total, 0)

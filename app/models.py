@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -34,6 +35,7 @@ NAMING = {
 }
 
 MAX_MINOR_SQL = "1000000000000"
+BALANCE_SLOTS = 8  # balance rows per member (migration c3e5a7b9d003)
 
 
 class Base(DeclarativeBase):
@@ -65,14 +67,36 @@ class Group(Base):
 
 
 class Membership(Base):
-    """A current member and their balance: net_minor always equals the sum of their ledger entries."""
+    """A current member. Their net is the sum of their Balance slots (the view member_balances)."""
 
     __tablename__ = "memberships"
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     joined_at: Mapped[datetime] = _now()
     __table_args__ = (Index("ix_memberships_user_id_group_id", "user_id", "group_id"),)
+
+
+class Balance(Base):
+    """One of a member's BALANCE_SLOTS balance rows; the slots always sum to the member's ledger entries.
+
+    Created with the membership (trigger) and deleted with it (cascade). Migration c3e5a7b9d003 says why
+    a net is split over slots and in which order writers lock them."""
+
+    __tablename__ = "balances"
+    group_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["group_id", "user_id"],
+            ["memberships.group_id", "memberships.user_id"],
+            name="fk_balances_membership",
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(f"slot >= 0 AND slot < {BALANCE_SLOTS}", name="slot"),
+        {"postgresql_with": {"fillfactor": 50}},
+    )
 
 
 class Expense(Base):

@@ -925,27 +925,27 @@ CROSS JOIN LATERAL (VALUES (pm.payer, b.amount), (pm.o1, -b.amount / 3), (pm.o2,
 """
 
 _BULK_NETS = """
-UPDATE memberships m SET net_minor = m.net_minor + d.delta
+UPDATE balances b SET net_minor = b.net_minor + d.delta
 FROM (SELECT user_id, sum(amount_minor) AS delta FROM ledger_entries WHERE group_id = $1 AND seq > $2
       GROUP BY user_id) d
-WHERE m.group_id = $1 AND m.user_id = d.user_id
+WHERE b.group_id = $1 AND b.user_id = d.user_id AND b.slot = 0
 """
 
 _CHECK = """
 SELECT (SELECT count(*) FROM expenses WHERE group_id = $1) AS expenses,
        (SELECT count(*) FROM ledger_entries WHERE group_id = $1) AS entries,
-       (SELECT count(*) FROM memberships m WHERE m.group_id = $1 AND m.net_minor <>
+       (SELECT count(*) FROM member_balances m WHERE m.group_id = $1 AND m.net_minor <>
             (SELECT coalesce(sum(amount_minor), 0) FROM ledger_entries l
              WHERE l.group_id = m.group_id AND l.user_id = m.user_id)) AS drifted,
-       (SELECT sum(net_minor) FROM memberships WHERE group_id = $1) AS net_sum
+       (SELECT sum(net_minor) FROM balances WHERE group_id = $1) AS net_sum
 """
 
 
 async def _bulk_load(dsn: str, group: dict[str, Any], count: int) -> dict[str, Any]:
     """Grow the group by `count` expenses (3 participants, equal split, payer rotating) by direct SQL.
 
-    Every expense gets its 4 ledger entries (one posting summing to zero) and the members' net_minor
-    moves by the sum of the new entries, so the ledger and the balances stay consistent. Foreign-key
+    Every expense gets its 4 ledger entries (one posting summing to zero) and the members' balance
+    (slot 0) moves by the sum of the new entries, so the ledger and the balances stay consistent. Foreign-key
     triggers are skipped (session_replication_role = replica) when allowed: the rows reference the
     group, its members and the expenses inserted in the same transaction, so they hold by construction."""
     import asyncpg
@@ -978,7 +978,7 @@ async def _bulk_load(dsn: str, group: dict[str, Any], count: int) -> dict[str, A
             timings["balances_s"] = time.monotonic() - t
         await conn.execute("RESET session_replication_role")
         t = time.monotonic()
-        await conn.execute("VACUUM (ANALYZE) expenses, ledger_entries, memberships")
+        await conn.execute("VACUUM (ANALYZE) expenses, ledger_entries, memberships, balances")
         timings["vacuum_analyze_s"] = time.monotonic() - t
         check = dict(await conn.fetchrow(_CHECK, gid))
     finally:

@@ -13,7 +13,7 @@ from app.config import PROJECT_ROOT
 from app.db import embedded_socket_url, ensure_database, normalise_url
 
 TEST_DATABASE = "quits_test"
-TABLES = ("idempotency_keys", "ledger_entries", "settlements", "expenses", "memberships", "groups", "users")
+TABLES = ("idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
 
 
 def test_database_url() -> URL:
@@ -72,7 +72,7 @@ def assert_ledger_invariants(url: URL) -> None:
     """Every balance row equals the sum of its ledger entries, every posting and every group sums to zero."""
     drift = run_sql(
         url,
-        """SELECT m.group_id, m.user_id, m.net_minor, coalesce(l.s, 0) AS ledger FROM memberships m
+        """SELECT m.group_id, m.user_id, m.net_minor, coalesce(l.s, 0) AS ledger FROM member_balances m
            LEFT JOIN (SELECT group_id, user_id, sum(amount_minor) s FROM ledger_entries GROUP BY 1, 2) l
              USING (group_id, user_id)
            WHERE m.net_minor <> coalesce(l.s, 0)""",
@@ -80,5 +80,5 @@ def assert_ledger_invariants(url: URL) -> None:
     assert drift == [], f"balance rows drifted from the ledger: {drift}"
     unbalanced = run_sql(url, "SELECT posting_id FROM ledger_entries GROUP BY posting_id HAVING sum(amount_minor) <> 0")
     assert unbalanced == [], f"postings that do not sum to zero: {unbalanced}"
-    groups = run_sql(url, "SELECT group_id FROM memberships GROUP BY group_id HAVING sum(net_minor) <> 0")
+    groups = run_sql(url, "SELECT group_id FROM balances GROUP BY group_id HAVING sum(net_minor) <> 0")
     assert groups == [], f"groups whose nets do not sum to zero: {groups}"

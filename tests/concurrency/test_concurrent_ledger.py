@@ -191,7 +191,7 @@ def test_conservation_under_concurrent_writers_and_readers(live: Live) -> None:
     # Nothing was written that was not acknowledged.
     assert live.count("expenses") == len(acks.expenses)
     assert live.count("settlements") == len(acks.settlements)
-    # The ledger sums per user equal the model, and memberships.net_minor equals the ledger sums.
+    # The ledger sums per user equal the model, and each member's balance slots sum to the ledger sums.
     ledger: dict[str, dict[str, int]] = defaultdict(dict)
     for r in live.sql("SELECT group_id, user_id, sum(amount_minor) AS s FROM ledger_entries GROUP BY 1, 2"):
         ledger[str(r["group_id"])][str(r["user_id"])] = int(r["s"])
@@ -200,7 +200,7 @@ def test_conservation_under_concurrent_writers_and_readers(live: Live) -> None:
     drift = live.sql(
         """
         SELECT m.group_id, m.user_id, m.net_minor, coalesce(l.s, 0) AS s
-        FROM memberships m LEFT JOIN (SELECT group_id, user_id, sum(amount_minor) AS s FROM ledger_entries
+        FROM member_balances m LEFT JOIN (SELECT group_id, user_id, sum(amount_minor) AS s FROM ledger_entries
                                       GROUP BY 1, 2) l USING (group_id, user_id)
         WHERE m.net_minor <> coalesce(l.s, 0)
         """
@@ -248,7 +248,7 @@ def test_concurrent_settlements_never_exceed_the_balance(live: Live) -> None:
         assert api.nets(a, gid) == {a.id: "0.00", b.id: "0.00"}
     assert live.count("settlements") == 6
     assert settlement_overshoots(live) == []  # never beyond zero, not even in between
-    nets = live.sql("SELECT user_id, net_minor FROM memberships WHERE group_id = $1", uuid.UUID(gid))
+    nets = live.sql("SELECT user_id, net_minor FROM member_balances WHERE group_id = $1", uuid.UUID(gid))
     assert {str(r["user_id"]): r["net_minor"] for r in nets} == {a.id: 0, b.id: 0}
 
 

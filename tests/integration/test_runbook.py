@@ -149,3 +149,34 @@ def test_uvicorn_with_embedded_postgres_serves_health_and_stops_it(tmp_path: Pat
     while (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not (data_dir / "postmaster.pid").exists(), out
+
+
+def test_balance_slots_migration_keeps_every_net_both_ways(scratch_db: URL) -> None:
+    """c3e5a7b9d003 moves memberships.net_minor into slot 0 of balances; downgrading sums the slots back."""
+    assert _alembic("upgrade", "b2d4f6a8c002", url=scratch_db).returncode == 0
+    a, b, g = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for user, name in ((a, "a"), (b, "b")):
+        run_sql(
+            scratch_db,
+            "INSERT INTO users (id, name, email, token_hash) VALUES ($1, $2, $2, $3)",
+            user,
+            name,
+            uuid.uuid4().bytes * 2,
+        )
+    run_sql(scratch_db, "INSERT INTO groups (id, name, currency, created_by) VALUES ($1, 'g', 'USD', $2)", g, a)
+    for user, net in ((a, 500), (b, -500)):
+        run_sql(scratch_db, "INSERT INTO memberships (group_id, user_id, net_minor) VALUES ($1, $2, $3)", g, user, net)
+
+    up = _alembic("upgrade", "head", url=scratch_db)
+    assert up.returncode == 0, up.stderr
+    slots = run_sql(scratch_db, "SELECT user_id, slot, net_minor FROM balances WHERE net_minor <> 0 ORDER BY slot")
+    assert sorted((r["user_id"], r["slot"], r["net_minor"]) for r in slots) == sorted([(a, 0, 500), (b, 0, -500)])
+    assert run_sql(scratch_db, "SELECT count(*) AS n FROM balances")[0]["n"] == 16
+    run_sql(scratch_db, "UPDATE balances SET net_minor = net_minor + 200 WHERE user_id = $1 AND slot = 3", a)
+    run_sql(scratch_db, "UPDATE balances SET net_minor = net_minor - 200 WHERE user_id = $1 AND slot = 0", a)
+
+    down = _alembic("downgrade", "-1", url=scratch_db)
+    assert down.returncode == 0, down.stderr
+    nets = run_sql(scratch_db, "SELECT user_id, net_minor FROM memberships")
+    assert {r["user_id"]: r["net_minor"] for r in nets} == {a: 500, b: -500}
+    assert "balances" not in _tables(scratch_db)

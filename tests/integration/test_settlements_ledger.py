@@ -162,10 +162,12 @@ def test_verify_command_reports_drift(api: Api, db_url: URL) -> None:
     api.expense(a, gid, "10.00", a, [a, b])
     ok = _verify(db_url)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    run_sql(db_url, "UPDATE memberships SET net_minor = net_minor + 1 WHERE user_id = $1::uuid", b.id)
+    run_sql(db_url, "UPDATE balances SET net_minor = net_minor + 1 WHERE user_id = $1::uuid AND slot = 3", b.id)
     bad = _verify(db_url)
     assert bad.returncode == 1 and b.id in bad.stdout
-    run_sql(db_url, "UPDATE memberships SET net_minor = net_minor - 1 WHERE user_id = $1::uuid", b.id)  # repair
+    run_sql(
+        db_url, "UPDATE balances SET net_minor = net_minor - 1 WHERE user_id = $1::uuid AND slot = 3", b.id
+    )  # repair
 
 
 def test_long_random_sequence_keeps_every_invariant(api: Api, db_url: URL) -> None:
