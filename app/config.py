@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(default=1, ge=1, le=60)
 
     # Writes per group that one worker lets reach the database at once (0: no limit). See app/gate.py.
-    group_write_gate: int = Field(default=1, ge=0, le=1_000)
+    # Expenses lock one balance slot per user, so several run side by side; settlements lock every
+    # slot of both users, so more than one at a time would only queue on row locks.
+    group_write_gate: int = Field(default=4, ge=0, le=1_000)
+    group_settle_gate: int = Field(default=1, ge=0, le=1_000)
 
     # Limits on input.
     page_limit_default: int = Field(default=50, ge=1, le=200)

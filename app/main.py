@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.token_cache = TokenCache()
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
     app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
+    app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
     app.state.keys_in_flight = KeysInFlight()
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)

@@ -1,4 +1,4 @@
-"""Dependency aliases: EngineDep, SettingsDep, GateDep, CurrentUser.
+"""Dependency aliases: EngineDep, SettingsDep, CurrentUser.
 
 Every dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
 thread hand-off on every request for what is an attribute read.
@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.cache import BoundedCache
 from app.config import Settings
 from app.errors import ProblemError, not_found
-from app.gate import GroupGate
 from app.groups import group_currency, is_member
 from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
 
@@ -30,13 +29,7 @@ async def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_gate(request: Request) -> GroupGate:
-    gate: GroupGate = request.app.state.group_gate
-    return gate
-
-
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
-GateDep = Annotated[GroupGate, Depends(get_gate)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 

@@ -15,6 +15,7 @@ from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_m
 from app.api.render import problems, raw_json, respond, time_page
 from app.config import Settings
 from app.errors import ProblemError
+from app.gate import GroupGate
 from app.groups import group_for_member
 from app.idempotency import REPLAYED_HEADER, fingerprint, parse_key
 from app.pagination import PageDep, require_time_cursor
@@ -47,12 +48,12 @@ def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Se
 
 
 @asynccontextmanager
-async def admitted(request: Request, claim: ledger.Claim, group_id: UUID) -> AsyncIterator[None]:
+async def admitted(request: Request, claim: ledger.Claim, group_id: UUID, gate: GroupGate) -> AsyncIterator[None]:
     """A hot write's way in: its key is not already being written by this worker (else 409 at once),
-    and at most `group_write_gate` writes per group from this worker are at the database."""
+    and at most the gate's width of writes per group from this worker are at the database."""
     state = request.app.state
     with state.keys_in_flight.hold(claim.user_id, claim.key):
-        async with state.group_gate.enter(group_id, state.settings.lock_timeout_ms / 1000):
+        async with gate.enter(group_id, state.settings.lock_timeout_ms / 1000):
             yield
 
 
@@ -92,7 +93,7 @@ async def post_expense(
     except ProblemError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
-    async with admitted(request, claim, group_id):
+    async with admitted(request, claim, group_id, request.app.state.group_gate):
         written = await svc.create(
             request.app.state.write_pool,
             settings,

@@ -47,7 +47,7 @@ async def post_settlement(
         await not_found_unless_member(engine, group_id, user.id)
         raise
     faults = faults_for(request, settings)
-    async with admitted(request, claim, group_id):
+    async with admitted(request, claim, group_id, request.app.state.settle_gate):
         written = await svc.create(
             request.app.state.write_pool, settings, claim, group_id, currency, body, amount_minor, user.id, faults
         )
