@@ -809,12 +809,17 @@ def run_pgbench(args: argparse.Namespace, db: Database, server: Server) -> dict[
         )
         init_s = time.monotonic() - t0
         jobs = min(2, args.clients)
+        logs = Path(tempfile.mkdtemp(prefix="quits-pgbench-"))
         cmd = [binary, "-c", str(args.clients), "-j", str(jobs), "-T", str(args.pgbench_seconds), "-n", *conn]
         log(f"pgbench -c {args.clients} -j {jobs} -T {args.pgbench_seconds} -n (tpcb-like)")
         meter = CpuMeter(server, db)
         meter.start()
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [*cmd, "--log", f"--log-prefix={logs / 'txn'}"], env=env, check=True, capture_output=True, text=True
+        ).stdout
         cpu = meter.stop()
+        percentiles = pgbench_latency_percentiles(logs)
+        shutil.rmtree(logs, ignore_errors=True)
     finally:
         recreate_database(db, name, drop_only=True)
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
@@ -830,12 +835,27 @@ def run_pgbench(args: argparse.Namespace, db: Database, server: Server) -> dict[
         "seconds": args.pgbench_seconds,
         "tps": float(tps.group(1)),
         "latency_avg_ms": float(lat.group(1)) if lat else None,
+        **percentiles,
         "init_seconds": round(init_s, 1),
         "cpu": cpu,
         "cpu_ms_per_transaction": {
             k: round(1000 * cpu["seconds"][k] / (float(tps.group(1)) * cpu["seconds"]["wall"]), 3)
             for k in ("postgres", "load_generator")
         },
+    }
+
+
+def pgbench_latency_percentiles(logs: Path) -> dict[str, float]:
+    """p50/p99 of every transaction in pgbench's per-transaction logs (--log): the third field of a
+    line is the transaction's latency in microseconds. The database's own tail under the same clients."""
+    latencies = sorted(
+        int(line.split()[2]) / 1000 for f in logs.glob("txn*") for line in f.read_text().splitlines() if line.strip()
+    )
+    if not latencies:
+        return {}
+    return {
+        "latency_p50_ms": round(latencies[len(latencies) // 2], 1),
+        "latency_p99_ms": round(latencies[math.ceil(0.99 * len(latencies)) - 1], 1),
     }
 
 
@@ -1262,7 +1282,8 @@ def render(r: dict[str, Any]) -> str:
         per_txn = pg["cpu_ms_per_transaction"]
         lines += [
             f"pgbench tpcb-like, scale {pg['scale']} (`{pg['command']}`): **{pg['tps']:.0f} TPS**, "
-            f"latency avg {pg['latency_avg_ms']} ms; CPU ms per transaction: postgres "
+            f"latency avg {pg['latency_avg_ms']} ms, p50 {pg.get('latency_p50_ms')} ms, "
+            f"p99 {pg.get('latency_p99_ms')} ms; CPU ms per transaction: postgres "
             f"{per_txn['postgres']:.2f}, pgbench {per_txn['load_generator']:.2f}; "
             f"CPU % of one core, workers / postgres / pgbench / other: {_cpu_cell(pg['cpu'])}",
             "",
@@ -1498,6 +1519,9 @@ def main(argv: list[str] | None = None) -> int:
         tps = report["pgbench"]["tps"]
         ratios["create-expense spread / pgbench TPS"] = (ce_spread / tps, TARGET_PGBENCH_RATIO, ">=")
         ratios["create-expense hot / pgbench TPS"] = (ce_hot / tps, None, "")
+        if report["pgbench"].get("latency_p99_ms"):
+            ce_p99 = by[("create-expense", "spread")]["p99_ms"]
+            ratios["create-expense spread p99 / pgbench p99"] = (ce_p99 / report["pgbench"]["latency_p99_ms"], None, "")
     ratios["create-expense hot / spread"] = (ce_hot / ce_spread, TARGET_HOT_RATIO, ">=")
     if report.get("scale"):
         for k, e in report["scale"]["endpoints"].items():
