@@ -345,13 +345,37 @@ _UNBALANCED = text(
 )
 
 
+# Ledger entries have no foreign keys (migration d4f6b8c0e005): an entry citing a missing row is drift.
+_ORPHANED = text(
+    """
+    SELECT l.group_id, l.user_id, sum(l.amount_minor) AS total,
+           concat_ws(', ', CASE WHEN g.id IS NULL THEN 'group' END, CASE WHEN u.id IS NULL THEN 'user' END,
+                     CASE WHEN l.expense_id IS NOT NULL AND e.id IS NULL THEN 'expense' END,
+                     CASE WHEN l.settlement_id IS NOT NULL AND s.id IS NULL THEN 'settlement' END) AS missing
+    FROM ledger_entries l
+    LEFT JOIN groups g ON g.id = l.group_id
+    LEFT JOIN users u ON u.id = l.user_id
+    LEFT JOIN expenses e ON e.id = l.expense_id
+    LEFT JOIN settlements s ON s.id = l.settlement_id
+    WHERE g.id IS NULL OR u.id IS NULL OR (l.expense_id IS NOT NULL AND e.id IS NULL)
+       OR (l.settlement_id IS NOT NULL AND s.id IS NULL)
+    GROUP BY 1, 2, 4
+    """
+)
+
+
 async def find_drift(conn: AsyncConnection) -> list[Drift]:
-    """Recompute every balance from the ledger; report rows that differ and postings that do not sum to zero."""
+    """Recompute every balance from the ledger; report rows that differ, postings that do not sum to
+    zero and entries that cite a group, user, expense or settlement that does not exist."""
     drift = [
         Drift(r.group_id, r.user_id, r.balance_minor, r.ledger_minor, "balance differs from ledger")
         for r in await conn.execute(_DRIFT)
     ]
     drift += [
         Drift(r.group_id, None, 0, r.total, "posting does not sum to zero") for r in await conn.execute(_UNBALANCED)
+    ]
+    drift += [
+        Drift(r.group_id, r.user_id, 0, r.total, f"ledger entries cite a missing {r.missing}")
+        for r in await conn.execute(_ORPHANED)
     ]
     return drift

@@ -1,8 +1,9 @@
 """Operator check: recompute every balance from the ledger and report drift.
 
     python -m app.verify            # uses DATABASE_URL, or the embedded server
-Exit status 0 when every balance row equals the sum of its ledger entries and every posting sums to
-zero; 1 (with one line per problem) otherwise.
+Exit status 0 when every member's balance equals the sum of their ledger entries, every posting sums
+to zero and every entry cites an existing group, user, expense or settlement; 1 (with one line per
+problem) otherwise.
 """
 
 from __future__ import annotations

@@ -82,3 +82,15 @@ def assert_ledger_invariants(url: URL) -> None:
     assert unbalanced == [], f"postings that do not sum to zero: {unbalanced}"
     groups = run_sql(url, "SELECT group_id FROM balances GROUP BY group_id HAVING sum(net_minor) <> 0")
     assert groups == [], f"groups whose nets do not sum to zero: {groups}"
+    orphans = run_sql(url, ORPHANED_ENTRIES)
+    assert orphans == [], f"ledger entries citing a missing group, user, expense or settlement: {orphans}"
+
+
+# Ledger entries have no foreign keys (migration d4f6b8c0e005); the single writer must keep them whole.
+ORPHANED_ENTRIES = """
+SELECT l.seq FROM ledger_entries l
+WHERE NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = l.group_id)
+   OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id)
+   OR (l.expense_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM expenses e WHERE e.id = l.expense_id))
+   OR (l.settlement_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.id = l.settlement_id))
+"""

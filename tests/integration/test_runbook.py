@@ -175,7 +175,7 @@ def test_balance_slots_migration_keeps_every_net_both_ways(scratch_db: URL) -> N
     run_sql(scratch_db, "UPDATE balances SET net_minor = net_minor + 200 WHERE user_id = $1 AND slot = 3", a)
     run_sql(scratch_db, "UPDATE balances SET net_minor = net_minor - 200 WHERE user_id = $1 AND slot = 0", a)
 
-    down = _alembic("downgrade", "-1", url=scratch_db)
+    down = _alembic("downgrade", "b2d4f6a8c002", url=scratch_db)
     assert down.returncode == 0, down.stderr
     nets = run_sql(scratch_db, "SELECT user_id, net_minor FROM memberships")
     assert {r["user_id"]: r["net_minor"] for r in nets} == {a: 500, b: -500}

@@ -1,6 +1,8 @@
+import asyncio
 import random
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import asyncpg
@@ -168,6 +170,37 @@ def test_verify_command_reports_drift(api: Api, db_url: URL) -> None:
     run_sql(
         db_url, "UPDATE balances SET net_minor = net_minor - 1 WHERE user_id = $1::uuid AND slot = 3", b.id
     )  # repair
+
+
+def test_verify_command_reports_entries_citing_missing_rows(api: Api, db_url: URL) -> None:
+    """Ledger entries have no foreign keys (migration d4f6b8c0e005): app.verify is what notices an orphan."""
+    a = api.user()
+    gid = api.group(a)
+    ghost = str(uuid.uuid4())
+    orphan = (
+        "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version)"
+        " SELECT gen_random_uuid(), $1::uuid, $2::uuid, $3::uuid, x, 'expense', $4::uuid, 1 FROM unnest(ARRAY[5, -5]) x"
+    )
+    run_sql(db_url, orphan, str(uuid.uuid4()), gid, a.id, ghost)  # sums to zero: no balance drifts
+    try:
+        bad = _verify(db_url)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert f"group={gid} user={a.id}" in bad.stdout and "cite a missing expense" in bad.stdout
+    finally:
+        _delete_entries_bypassing_the_trigger(db_url, ghost)
+    assert _verify(db_url).returncode == 0
+
+
+def _delete_entries_bypassing_the_trigger(db_url: URL, expense_id: str) -> None:
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn(db_url))
+        try:
+            await conn.execute("SET session_replication_role = replica")
+            await conn.execute("DELETE FROM ledger_entries WHERE expense_id = $1::uuid", expense_id)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
 def test_long_random_sequence_keeps_every_invariant(api: Api, db_url: URL) -> None:
