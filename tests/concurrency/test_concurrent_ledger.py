@@ -305,3 +305,44 @@ def test_overlapping_expenses_in_opposite_orders_never_deadlock(live: Live) -> N
     assert live.retries("40P01") == 0
     assert {u: minor(n, 2) for u, n in api.nets(members[0], gid).items()} == expected
     assert live.count("expenses") == sum(n for n, _ in rounds)
+
+
+# ---- member removal against expenses (balance slots) ---------------------------------------------------------
+
+
+def test_member_removal_races_expenses_and_never_strands_a_balance(live: Live) -> None:
+    """C (net zero) is removed while expenses that make C owe are being posted. An expense locks one
+    balance slot of C, a removal all of them, so exactly one side wins: either the removal commits
+    first (every later expense naming C is a 422) or an expense does (C now owes, every removal is a
+    409). Both a 204 and a 201 would mean a membership was deleted with a non-zero balance."""
+    outcomes = Counter(_removal_round(live, delayed=bool(round_ % 2)) for round_ in range(4))
+    assert sum(outcomes.values()) == 4
+
+
+def _removal_round(live: Live, delayed: bool) -> str:
+    api = live.api()
+    a, b, c = api.user("A"), api.user("B"), api.user("C")
+    gid = api.group(a, members=(b, c))
+    body = {"description": "d", "amount": "2.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": a.id}, {"user_id": c.id}]}  # fmt: skip
+    delay = {"X-Test-Delay-Ms": "15"} if delayed else {}
+
+    def expense(client: httpx.Client) -> httpx.Response:
+        return client.post(f"/v1/groups/{gid}/expenses", json=body, headers=a.headers | delay)
+
+    def remove(client: httpx.Client) -> httpx.Response:
+        return client.delete(f"/v1/groups/{gid}/members/{c.id}", headers=b.headers)
+
+    calls = [remove if i % 3 == 0 else expense for i in range(18)]
+    responses = storm(live.base_url, calls)
+    removals = Counter(r.status_code for r, call in zip(responses, calls, strict=True) if call is remove)
+    expenses = Counter(r.status_code for r, call in zip(responses, calls, strict=True) if call is expense)
+    assert set(removals) <= {204, 404, 409} and set(expenses) <= {201, 422}, (removals, expenses)
+    assert not (removals[204] and expenses[201]), (removals, expenses)
+    nets = api.nets(a, gid)
+    if removals[204]:
+        assert removals[204] == 1 and c.id not in nets and expenses == {422: 12}, (removals, expenses)
+        return "removed first"
+    assert removals == {409: 6} and expenses == {201: 12}, (removals, expenses)
+    assert nets == {a.id: "12.00", b.id: "0.00", c.id: "-12.00"}
+    return "expense first"
