@@ -22,7 +22,7 @@ def _slots(url: URL, gid: str, user_id: str) -> list[int]:
     return [r["net_minor"] for r in rows]
 
 
-def test_every_member_gets_all_slots_and_loses_them_on_removal(api: Api, db_url: URL) -> None:
+def test_every_member_gets_all_slots_loses_them_on_removal_and_gets_new_ones_back(api: Api, db_url: URL) -> None:
     a, b = api.user(), api.user()
     gid = api.group(a, members=(b,))
     assert _slots(db_url, gid, a.id) == [0] * BALANCE_SLOTS
@@ -30,6 +30,12 @@ def test_every_member_gets_all_slots_and_loses_them_on_removal(api: Api, db_url:
     assert api.client.delete(f"/v1/groups/{gid}/members/{b.id}", headers=a.headers).status_code == 204
     left = run_sql(db_url, "SELECT count(*) AS n FROM balances WHERE user_id = $1", uuid.UUID(b.id))
     assert left[0]["n"] == 0
+    # Added again: a fresh set of slots, all zero, and writes work as before.
+    r = api.client.post(f"/v1/groups/{gid}/members", json={"user_id": b.id}, headers=a.headers)
+    assert r.status_code == 201, r.text
+    assert _slots(db_url, gid, b.id) == [0] * BALANCE_SLOTS
+    api.expense(a, gid, "3.00", a, [a, b])
+    assert api.nets(a, gid) == {a.id: "1.50", b.id: "-1.50"}
 
 
 def test_expenses_spread_over_slots_and_balances_sum_them(api: Api, db_url: URL) -> None:
