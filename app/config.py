@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # slot of both users, so more than one at a time would only queue on row locks.
     group_write_gate: int = Field(default=4, ge=0, le=1_000)
     group_settle_gate: int = Field(default=1, ge=0, le=1_000)
+    # The shorter way in for the two hot POSTs (app/hotpath.py); false sends everything through FastAPI.
+    hot_path: bool = True
 
     # Limits on input.
     page_limit_default: int = Field(default=50, ge=1, le=200)

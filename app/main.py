@@ -19,6 +19,7 @@ from app.cache import BoundedCache
 from app.config import Settings, get_settings
 from app.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
 from app.gate import GroupGate
+from app.hotpath import HotWrites
 from app.idempotency import KeysInFlight
 from app.limits import BodyLimit
 from app.users import TokenCache
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
     app.state.keys_in_flight = KeysInFlight()
     errors.install(app)
+    if app.state.settings.hot_path:
+        app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)
     for module in (users, groups, expenses, settlements, balances):

@@ -1,0 +1,121 @@
+"""The hot-write middleware (app.hotpath) answers exactly as the FastAPI routes do, and hands them
+everything it does not take: the same bodies, statuses, headers and problem documents either way."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import hotpath
+from tests.api import Api, Who, assert_problem
+
+FAST = {"Content-Type": "application/json"}
+FRAMEWORK = {"Content-Type": "application/json; charset=utf-8"}  # not taken by the fast path
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Counts the requests the fast path served itself, per route."""
+    calls: Counter[str] = Counter()
+    for name, (model, endpoint) in list(hotpath._ROUTES.items()):
+
+        async def counted(*args: Any, _name: str = name, _endpoint: Any = endpoint) -> Any:
+            calls[_name] += 1
+            return await _endpoint(*args)
+
+        monkeypatch.setitem(hotpath._ROUTES, name, (model, counted))
+    yield calls
+
+
+def _post(api: Api, path: str, who: Who, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    return api.client.post(path, content=httpx.Request("POST", "/", json=body).content, headers=who.headers | headers)
+
+
+def _without_ids(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("id", "created_at", "updated_at")}
+
+
+def _warm(api: Api, who: Who, gid: str) -> None:
+    assert api.client.get(f"/v1/groups/{gid}", headers=who.headers).status_code == 200  # token now cached
+
+
+def test_both_paths_create_the_same_expense_and_settlement(api: Api, taken: Counter[str]) -> None:
+    a, b = api.user(), api.user()
+    gid = api.group(a, members=(b,))
+    _warm(api, a, gid)
+    expense = {"description": "Taxi", "amount": "10.00", "paid_by": a.id, "split_type": "equal",
+               "participants": [{"user_id": a.id}, {"user_id": b.id}]}  # fmt: skip
+    fast = _post(api, f"/v1/groups/{gid}/expenses", a, expense, FAST)
+    slow = _post(api, f"/v1/groups/{gid}/expenses", a, expense, FRAMEWORK)
+    assert taken == {"expenses": 1}
+    assert fast.status_code == slow.status_code == 201
+    assert _without_ids(fast.json()) == _without_ids(slow.json())
+    assert fast.headers["content-type"] == slow.headers["content-type"]
+    settlement = {"from_user_id": b.id, "to_user_id": a.id, "amount": "1.00"}
+    fast = _post(api, f"/v1/groups/{gid}/settlements", a, settlement, FAST)
+    slow = _post(api, f"/v1/groups/{gid}/settlements", a, settlement, FRAMEWORK)
+    assert taken == {"expenses": 1, "settlements": 1}
+    assert fast.status_code == slow.status_code == 201
+    assert _without_ids(fast.json()) == _without_ids(slow.json())
+    assert api.nets(a, gid) == {a.id: "8.00", b.id: "-8.00"}
+
+
+def test_an_idempotent_replay_crosses_paths(api: Api, taken: Counter[str]) -> None:
+    a, b = api.user(), api.user()
+    gid = api.group(a, members=(b,))
+    _warm(api, a, gid)
+    body = {"description": "Taxi", "amount": "3.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]}  # fmt: skip
+    first = _post(api, f"/v1/groups/{gid}/expenses", a, body, FAST | {"Idempotency-Key": "k-1"})
+    again = _post(api, f"/v1/groups/{gid}/expenses", a, body, FRAMEWORK | {"Idempotency-Key": "k-1"})
+    third = _post(api, f"/v1/groups/{gid}/expenses", a, body, FAST | {"Idempotency-Key": "k-1"})
+    assert taken == {"expenses": 2}
+    assert first.status_code == again.status_code == third.status_code == 201
+    assert first.content == again.content == third.content
+    assert again.headers["Idempotent-Replayed"] == third.headers["Idempotent-Replayed"] == "true"
+    reused = _post(api, f"/v1/groups/{gid}/expenses", a, body | {"amount": "4.00"}, FAST | {"Idempotency-Key": "k-1"})
+    assert_problem(reused, 422, "idempotency-key-reused")
+    assert_problem(_post(api, f"/v1/groups/{gid}/expenses", a, body, FAST | {"Idempotency-Key": ""}), 400)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount": "1.001"},  # rejected after parsing (money rules): raised inside the endpoint
+        {"amount": 1},  # rejected by the model: handed to FastAPI
+        {"participants": []},
+        {"split_type": "thirds"},
+        {"extra": "field"},
+    ],
+)
+def test_invalid_bodies_get_the_frameworks_problem_documents(api: Api, change: dict[str, Any]) -> None:
+    a, b = api.user(), api.user()
+    gid = api.group(a, members=(b,))
+    _warm(api, a, gid)
+    body = {"description": "x", "amount": "1.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]} | change  # fmt: skip
+    fast = _post(api, f"/v1/groups/{gid}/expenses", a, body, FAST)
+    slow = _post(api, f"/v1/groups/{gid}/expenses", a, body, FRAMEWORK)
+    assert_problem(fast, 422)
+    assert fast.json() == slow.json()
+
+
+def test_requests_it_does_not_take_reach_the_routes_unchanged(api: Api, taken: Counter[str]) -> None:
+    a, b, outsider = api.user(), api.user(), api.user()
+    gid = api.group(a, members=(b,))
+    path = f"/v1/groups/{gid}/expenses"
+    body = {"description": "x", "amount": "1.00", "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]}  # fmt: skip
+    assert_problem(_post(api, path, Who(a.id, "not-a-token", a.email), body, FAST), 401)
+    assert_problem(api.client.post(path, content=b"{", headers=a.headers | FAST), 422)
+    assert_problem(api.client.post(path, content=b"\xff\xfe", headers=a.headers | FAST), 422)
+    upper = _post(api, f"/v1/groups/{gid.upper()}/expenses", a, body, FAST)  # a UUID, but not canonical
+    assert upper.status_code == 201, upper.text
+    assert taken == {}  # a's token was cached by now (api.group), yet none of these was taken
+    _warm(api, outsider, api.group(outsider))
+    assert_problem(_post(api, path, outsider, body, FAST), 404)  # not a member: raised inside, rendered alike
+    assert taken == {"expenses": 1}
