@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.expenses import post_expense
 from app.api.settlements import post_settlement
 from app.schemas import ExpenseIn, SettlementIn
-from app.users import MAX_TOKEN_LENGTH, hash_token
+from app.users import UserRecord, bearer_token_of, hash_token
 
 Endpoint = Callable[..., Awaitable[Response]]
 _PATH = re.compile(r"/v1/groups/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(expenses|settlements)")
@@ -84,13 +83,10 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return found
 
 
-def _cached_user(scope: Scope, authorization: bytes | None) -> Any:
-    if authorization is None or not authorization.startswith(b"Bearer "):
-        return None
-    token = authorization[7:].strip()
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    return scope["app"].state.token_cache.get(hash_token(token.decode("latin-1")))
+def _cached_user(scope: Scope, authorization: bytes | None) -> UserRecord | None:
+    """The caller if the token is already cached (as app.api.deps.current_user would find it), else None."""
+    token = bearer_token_of(authorization.decode("latin-1")) if authorization else None
+    return None if token is None else scope["app"].state.token_cache.get(hash_token(token))
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -1,7 +1,8 @@
 """The only writer of ledger entries and member balances.
 
 Every posting is a set of (user_id, amount_minor) entries that sums to zero, checked here before it
-is sent and again by the database (quits_post). The SQL side lives in migration b2d4f6a8c002:
+is sent and again by the database (quits_post). The SQL side lives in migrations b2d4f6a8c002 (the
+write functions) and c3e5a7b9d003 (balance slots, which replaced some of them):
 
 - `create_expense` / `create_settlement` (the hot path) are one statement in autocommit: claim the
   Idempotency-Key with the response rendered by the app, check membership, lock balance rows in
@@ -140,7 +141,7 @@ class Source:
 async def post(conn: AsyncConnection, group_id: uuid.UUID, entries: Sequence[Entry], source: Source) -> None:
     """Insert one balanced posting and apply it to slot 0 of the (already locked, all slots) balance rows.
 
-    The SQL function quits_post (migration b2d4f6a8c002) checks the sum and the balance rows again."""
+    The SQL function quits_post (migration c3e5a7b9d003) checks the sum and the balance rows again."""
     check_balanced(entries)
     params = {
         "group_id": group_id,

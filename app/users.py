@@ -35,6 +35,15 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+def bearer_token_of(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None if it is not one."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return token
+
+
 class TokenCache(BoundedCache[bytes, UserRecord]):
     """Token hash → user. Users and tokens never change, so entries never go stale."""
 

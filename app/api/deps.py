@@ -16,7 +16,7 @@ from app.cache import BoundedCache
 from app.config import Settings
 from app.errors import ProblemError, not_found
 from app.groups import group_currency, is_member
-from app.users import MAX_TOKEN_LENGTH, TokenCache, UserRecord, hash_token, user_by_token
+from app.users import TokenCache, UserRecord, bearer_token_of, hash_token, user_by_token
 
 
 async def get_engine(request: Request) -> AsyncEngine:
@@ -41,9 +41,8 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise _unauthorized("missing Authorization: Bearer token")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+    token = bearer_token_of(header)
+    if token is None:
         raise _unauthorized("Authorization must be: Bearer <api_token>")
     return token
 
