@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL
 
 from app import hotpath
 from tests.api import Api, Who, assert_problem
+from tests.dbutil import counts
 
 FAST = {"Content-Type": "application/json"}
 FRAMEWORK = {"Content-Type": "application/json; charset=utf-8"}  # not taken by the fast path
@@ -92,16 +94,20 @@ def test_an_idempotent_replay_crosses_paths(api: Api, taken: Counter[str]) -> No
         {"extra": "field"},
     ],
 )
-def test_invalid_bodies_get_the_frameworks_problem_documents(api: Api, change: dict[str, Any]) -> None:
+def test_invalid_bodies_get_the_frameworks_problem_documents_and_write_nothing(
+    api: Api, db_url: URL, change: dict[str, Any]
+) -> None:
     a, b = api.user(), api.user()
     gid = api.group(a, members=(b,))
     _warm(api, a, gid)
     body = {"description": "x", "amount": "1.00", "paid_by": a.id, "split_type": "equal",
             "participants": [{"user_id": b.id}]} | change  # fmt: skip
-    fast = _post(api, f"/v1/groups/{gid}/expenses", a, body, FAST)
-    slow = _post(api, f"/v1/groups/{gid}/expenses", a, body, FRAMEWORK)
+    before = counts(db_url)
+    fast = _post(api, f"/v1/groups/{gid}/expenses", a, body, FAST | {"Idempotency-Key": "bad-1"})
+    slow = _post(api, f"/v1/groups/{gid}/expenses", a, body, FRAMEWORK | {"Idempotency-Key": "bad-2"})
     assert_problem(fast, 422)
     assert fast.json() == slow.json()
+    assert counts(db_url) == before  # no expense, no ledger entry, no idempotency key
 
 
 def test_requests_it_does_not_take_reach_the_routes_unchanged(api: Api, taken: Counter[str]) -> None:
