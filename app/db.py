@@ -109,6 +109,14 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     session state, and asyncpg still rolls back any transaction left open before this is called."""
 
 
+def _write_session_settings(settings: Settings) -> dict[str, str]:
+    """The write functions run only key lookups, on tables that are tiny while a deployment is young.
+    Custom plans would re-plan every statement of every call, and on small tables the planner picks
+    sequential scans; both cost more CPU than the index probe they replace (bench/README.md,
+    "database CPU per write")."""
+    return {**_server_settings(settings), "plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+
+
 async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
     """A plain asyncpg pool for the one-statement hot writes (app.ledger): no ORM layer, no reset query."""
     return await asyncpg.create_pool(
@@ -116,7 +124,7 @@ async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
         min_size=0,  # the service starts (and /health answers 503) while the database is down
         max_size=settings.db_write_pool_size,
         reset=_keep_session,
-        server_settings=_server_settings(settings),
+        server_settings=_write_session_settings(settings),
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
     )
