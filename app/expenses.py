@@ -19,6 +19,7 @@ from app import ledger
 from app.config import Settings
 from app.errors import ProblemError, not_found, validation_error
 from app.groups import GroupRecord
+from app.ids import new_id
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
 from app.records import Entry, ExpenseRecord, rfc3339
@@ -165,7 +166,7 @@ async def create(
 ) -> ledger.Written:
     """One round trip: the response is rendered first and stored with the key, in the same statement."""
     record = ExpenseRecord(
-        uuid.uuid4(),
+        new_id(),
         group_id,
         draft.description,
         draft.amount_minor,

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.errors import ProblemError, not_found
+from app.ids import new_id
 from app.pagination import keyset_params
 
 
@@ -62,7 +63,7 @@ async def is_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UU
 
 
 async def create_group(conn: AsyncConnection, name: str, currency: str, creator: uuid.UUID) -> GroupRecord:
-    group_id = uuid.uuid4()
+    group_id = new_id()
     created_at = (
         await conn.execute(
             text(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import ledger
 from app.config import Settings
 from app.errors import validation_error
+from app.ids import new_id
 from app.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.pagination import keyset_params
 from app.records import SettlementRecord, rfc3339
@@ -44,7 +45,7 @@ async def create(
 ) -> ledger.Written:
     """One round trip: membership and amount <= min(-net(from), net(to)) are checked under the locks."""
     record = SettlementRecord(
-        uuid.uuid4(),
+        new_id(),
         group_id,
         body.from_user_id,
         body.to_user_id,

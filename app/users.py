@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.cache import BoundedCache
 from app.errors import ProblemError
+from app.ids import new_id
 
 TOKEN_PREFIX = "qt_"
 MAX_TOKEN_LENGTH = 200
@@ -62,7 +63,7 @@ _INSERT_USER = text(
 
 async def create_user(conn: AsyncConnection, name: str, email: str) -> tuple[UserRecord, str]:
     token = new_token()
-    user_id = uuid.uuid4()
+    user_id = new_id()
     params = {"id": user_id, "name": name, "email": email, "token_hash": hash_token(token)}
     created_at = (await conn.execute(_INSERT_USER, params)).scalar_one_or_none()
     if created_at is None:
