@@ -113,7 +113,7 @@ def _write_session_settings(settings: Settings) -> dict[str, str]:
     """The write functions run only key lookups, on tables that are tiny while a deployment is young.
     Custom plans would re-plan every statement of every call, and on small tables the planner picks
     sequential scans; both cost more CPU than the index probe they replace (bench/README.md,
-    "database CPU per write")."""
+    "Database CPU per write")."""
     return {**_server_settings(settings), "plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
 
 
