@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import URL
@@ -180,3 +181,52 @@ def test_balance_slots_migration_keeps_every_net_both_ways(scratch_db: URL) -> N
     nets = run_sql(scratch_db, "SELECT user_id, net_minor FROM memberships")
     assert {r["user_id"]: r["net_minor"] for r in nets} == {a: 500, b: -500}
     assert "balances" not in _tables(scratch_db)
+
+
+def _column_types(url: URL) -> dict[str, str]:
+    rows = run_sql(
+        url,
+        "SELECT table_name || '.' || column_name AS col, coalesce(domain_name, data_type) AS type"
+        " FROM information_schema.columns WHERE table_schema = 'public' AND (table_name, column_name) IN"
+        " (('expenses', 'amount_minor'), ('expenses', 'split_type'), ('expenses', 'version'),"
+        " ('settlements', 'amount_minor'), ('ledger_entries', 'kind'), ('balances', 'slot'))",
+    )
+    return {r["col"]: r["type"] for r in rows}
+
+
+def test_domains_migration_keeps_rows_and_rules_both_ways(scratch_db: URL) -> None:
+    """e5a7c9d1f006 moves single-column CHECK rules into domains; downgrading moves them back."""
+    assert _alembic("upgrade", "d4f6b8c0e005", url=scratch_db).returncode == 0
+    a, g, e = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    run_sql(scratch_db, "INSERT INTO users (id, name, email, token_hash) VALUES ($1, 'a', 'a', $2)", a, a.bytes * 2)
+    run_sql(scratch_db, "INSERT INTO groups (id, name, currency, created_by) VALUES ($1, 'g', 'USD', $2)", g, a)
+    run_sql(scratch_db, "INSERT INTO memberships (group_id, user_id) VALUES ($1, $2)", g, a)
+    expense = (
+        "INSERT INTO expenses (id, group_id, description, amount_minor, currency, paid_by, split_type, shares,"
+        " version, created_by, created_at, updated_at) VALUES ($1, $2, 'x', $3, 'USD', $4, 'equal', '[]', 1, $4,"
+        " now(), now())"
+    )
+    run_sql(scratch_db, expense, e, g, 1234, a)
+    before = _column_types(scratch_db)
+    assert set(before.values()) <= {"bigint", "character varying", "integer", "smallint"}, before
+
+    assert _alembic("upgrade", "head", url=scratch_db).returncode == 0
+    assert _column_types(scratch_db) == {
+        "expenses.amount_minor": "quits_amount_minor",
+        "expenses.split_type": "quits_split_type",
+        "expenses.version": "quits_version",
+        "settlements.amount_minor": "quits_amount_minor",
+        "ledger_entries.kind": "quits_entry_kind",
+        "balances.slot": "quits_balance_slot",
+    }
+    with pytest.raises(asyncpg.CheckViolationError, match="quits_amount_minor"):
+        run_sql(scratch_db, expense, uuid.uuid4(), g, 0, a)
+
+    down = _alembic("downgrade", "d4f6b8c0e005", url=scratch_db)
+    assert down.returncode == 0, down.stderr
+    assert _column_types(scratch_db) == before
+    with pytest.raises(asyncpg.CheckViolationError, match="ck_expenses_ck_expenses_amount_range"):
+        run_sql(scratch_db, expense, uuid.uuid4(), g, 0, a)
+    rows = run_sql(scratch_db, "SELECT id, amount_minor FROM expenses")
+    assert [(r["id"], r["amount_minor"]) for r in rows] == [(e, 1234)]
+    assert run_sql(scratch_db, "SELECT count(*) AS n FROM pg_type WHERE typname LIKE 'quits\\_%'")[0]["n"] == 0
