@@ -14,8 +14,7 @@ import uuid
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0x2 << 62
-_RANDOM_A = (1 << 12) - 1  # 12 bits after the version nibble
-_RANDOM_B = (1 << 62) - 1  # 62 bits after the variant
+_RANDOM_B = (1 << 62) - 1  # the 62 bits after the variant; the 12 above the version nibble are rand_a
 
 
 def uuid7_from(unix_ms: int, random_bits: int) -> uuid.UUID:
@@ -23,7 +22,7 @@ def uuid7_from(unix_ms: int, random_bits: int) -> uuid.UUID:
     assert 0 <= unix_ms < 1 << 48, "unix_ms must fit in 48 bits"
     assert 0 <= random_bits < 1 << 74, "random_bits must fit in 74 bits"
     rand_a, rand_b = random_bits >> 62, random_bits & _RANDOM_B
-    value = unix_ms << 80 | _VERSION_7 | (rand_a & _RANDOM_A) << 64 | _VARIANT_RFC | rand_b
+    value = unix_ms << 80 | _VERSION_7 | rand_a << 64 | _VARIANT_RFC | rand_b
     return uuid.UUID(int=value)
 
 

@@ -34,9 +34,9 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-MAX_MINOR_SQL = "1000000000000"  # the upper bound of the domain quits_amount_minor
 # Single-column rules live in domains (migration e5a7c9d1f006 says why), named beside their columns;
-# rules over several columns stay table CHECK constraints.
+# quits_amount_minor's upper bound is app.money.MAX_MINOR. Rules over several columns stay table
+# CHECK constraints.
 BALANCE_SLOTS = 8  # balance rows per member (migration c3e5a7b9d003)
 
 

@@ -32,16 +32,16 @@ down_revision: str | None = "d4f6b8c0e005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-MAX_MINOR = 10**12  # app.models.MAX_MINOR_SQL
+MAX_MINOR = 10**12  # app.money.MAX_MINOR when this migration was written
 
-# (domain, base type, rule) and the columns that take it, with the table constraint each replaces.
-DOMAINS = [
-    ("quits_amount_minor", "bigint", f"VALUE > 0 AND VALUE <= {MAX_MINOR}"),
-    ("quits_split_type", "varchar(16)", "VALUE IN ('equal', 'percentage', 'exact', 'shares')"),
-    ("quits_version", "integer", "VALUE >= 1"),
-    ("quits_entry_kind", "varchar(16)", "VALUE IN ('expense', 'reversal', 'settlement')"),
-    ("quits_balance_slot", "smallint", "VALUE >= 0 AND VALUE < 8"),
-]
+# Each domain: its base type and rule; then the columns that take it, with the table constraint it replaces.
+DOMAINS = {
+    "quits_amount_minor": ("bigint", f"VALUE > 0 AND VALUE <= {MAX_MINOR}"),
+    "quits_split_type": ("varchar(16)", "VALUE IN ('equal', 'percentage', 'exact', 'shares')"),
+    "quits_version": ("integer", "VALUE >= 1"),
+    "quits_entry_kind": ("varchar(16)", "VALUE IN ('expense', 'reversal', 'settlement')"),
+    "quits_balance_slot": ("smallint", "VALUE >= 0 AND VALUE < 8"),
+}
 COLUMNS = [
     ("expenses", "amount_minor", "quits_amount_minor", "ck_expenses_ck_expenses_amount_range"),
     ("expenses", "split_type", "quits_split_type", "ck_expenses_ck_expenses_split_type"),
@@ -74,16 +74,12 @@ def _balance_slots_post() -> str:
     return post
 
 
-def _base_type(domain: str) -> str:
-    return next(base for name, base, _ in DOMAINS if name == domain)
-
-
 def upgrade() -> None:
     native = op.get_bind().exec_driver_sql("SHOW server_version_num").scalar_one()
     body = UUID7_NATIVE if int(native) >= 180000 else UUID7_PORTABLE
     op.execute(f"CREATE FUNCTION quits_uuid7() RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$ {body} $$")
     op.execute(_balance_slots_post().replace(RANDOM_ENTRY_ID, ORDERED_ENTRY_ID))
-    for name, base, rule in DOMAINS:
+    for name, (base, rule) in DOMAINS.items():
         op.execute(f"CREATE DOMAIN {name} AS {base} CONSTRAINT {name}_check CHECK ({rule})")
     for table, column, domain, constraint in COLUMNS:
         op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {constraint}, ALTER COLUMN {column} TYPE {domain}")
@@ -91,12 +87,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table, column, domain, constraint in COLUMNS:
-        rule = next(r for name, _, r in DOMAINS if name == domain).replace("VALUE", column)
+        base, rule = DOMAINS[domain]
         op.execute(
-            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {_base_type(domain)},"
-            f" ADD CONSTRAINT {constraint} CHECK ({rule})"
+            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {base},"
+            f" ADD CONSTRAINT {constraint} CHECK ({rule.replace('VALUE', column)})"
         )
-    for name, _, _ in DOMAINS:
+    for name in DOMAINS:
         op.execute(f"DROP DOMAIN {name}")
     op.execute(_balance_slots_post())
     op.execute("DROP FUNCTION quits_uuid7()")
