@@ -13,16 +13,17 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 
-from app import errors, idempotency, openapi
-from app.api import balances, expenses, groups, health, settlements, users
-from app.cache import BoundedCache
-from app.config import Settings, get_settings
-from app.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
-from app.gate import GroupGate
-from app.hotpath import HotWrites
-from app.idempotency import KeysInFlight
-from app.limits import BodyLimit
-from app.users import TokenCache
+from app.api import balances, expenses, groups, health, openapi, settlements, users
+from app.api import problems as errors
+from app.api.hotpath import HotWrites
+from app.api.limits import BodyLimit
+from app.domain import idempotency
+from app.domain.idempotency import KeysInFlight
+from app.domain.users import TokenCache
+from app.infra.cache import BoundedCache
+from app.infra.config import Settings, get_settings
+from app.infra.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
+from app.infra.gate import GroupGate
 
 logger = logging.getLogger("quits")
 
@@ -37,7 +38,7 @@ def run_migrations(url: URL) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from app.config import PROJECT_ROOT
+    from app.infra.config import PROJECT_ROOT
 
     cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
     cfg.attributes["database_url"] = url.render_as_string(hide_password=False)

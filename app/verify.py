@@ -13,9 +13,9 @@ import sys
 
 from sqlalchemy.engine import URL
 
-from app.config import get_settings
-from app.db import make_engine, resolve_url
-from app.ledger import Drift, find_drift
+from app.infra.config import get_settings
+from app.infra.db import make_engine, resolve_url
+from app.ledger.service import Drift, find_drift
 
 
 async def check(url: URL) -> list[Drift]:

@@ -212,7 +212,7 @@ class Database:
     postmaster_pid: int | None = None
 
     def dsn(self, database: str | None = None) -> str:
-        from app.db import plain_url
+        from app.infra.db import plain_url
 
         return plain_url(self.url.set(database=database or self.url.database))
 
@@ -284,7 +284,7 @@ async def _server_version(dsn: str) -> tuple[str, str, str | None]:
 
 
 def setup_database(args: argparse.Namespace) -> Database:
-    from app.db import embedded_socket_url, normalise_url
+    from app.infra.db import embedded_socket_url, normalise_url
     from app.main import run_migrations
 
     if args.database_url:
@@ -311,7 +311,7 @@ def setup_database(args: argparse.Namespace) -> Database:
 
 def release_database(db: Database) -> None:
     if db.embedded and db.data_dir is not None:
-        from app.db import stop_embedded
+        from app.infra.db import stop_embedded
 
         stop_embedded(db.data_dir)
 

@@ -8,8 +8,8 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import get_settings
-from app.db import ensure_database, normalise_url, resolve_url
+from app.infra.config import get_settings
+from app.infra.db import ensure_database, normalise_url, resolve_url
 from app.models import Base
 
 config = context.config

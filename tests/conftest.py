@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
-from app.config import Settings
+from app.infra.config import Settings
 from app.main import create_app, run_migrations
 from tests.api import Api
 from tests.dbutil import assert_ledger_invariants, reset, test_database_url

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL
 
-from app.config import PROJECT_ROOT
-from app.db import embedded_socket_url, ensure_database, normalise_url
+from app.infra.config import PROJECT_ROOT
+from app.infra.db import embedded_socket_url, ensure_database, normalise_url
 
 TEST_DATABASE = "quits_test"
 TABLES = ("idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")

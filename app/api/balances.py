@@ -6,14 +6,14 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from starlette.responses import Response
 
-from app import ledger
 from app.api.deps import CurrentUser, EngineDep
+from app.api.pagination import PageDep, encode_seq_cursor, require_seq_cursor
 from app.api.render import page_body, problems, respond
-from app.groups import group_for_member
-from app.money import currency_decimals, format_amount
-from app.pagination import PageDep, encode_seq_cursor, require_seq_cursor
-from app.records import rfc3339
-from app.schemas import BalancesOut, LedgerEntryOut, Page
+from app.core.money import currency_decimals, format_amount
+from app.core.records import rfc3339
+from app.domain.groups import group_for_member
+from app.domain.schemas import BalancesOut, LedgerEntryOut, Page
+from app.ledger import service as ledger
 
 router = APIRouter(tags=["balances"])
 

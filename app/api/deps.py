@@ -12,11 +12,11 @@ from uuid import UUID
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.cache import BoundedCache
-from app.config import Settings
-from app.errors import ProblemError, not_found
-from app.groups import group_currency, is_member
-from app.users import TokenCache, UserRecord, bearer_token_of, hash_token, user_by_token
+from app.api.problems import ProblemError, not_found
+from app.domain.groups import group_currency, is_member
+from app.domain.users import TokenCache, UserRecord, bearer_token_of, hash_token, user_by_token
+from app.infra.cache import BoundedCache
+from app.infra.config import Settings
 
 
 async def get_engine(request: Request) -> AsyncEngine:

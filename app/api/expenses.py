@@ -9,20 +9,20 @@ from fastapi import APIRouter, Header, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
-from app import expenses as svc
-from app import ledger
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.pagination import PageDep, require_time_cursor
+from app.api.problems import ProblemError
 from app.api.render import problems, raw_json, respond, time_page
-from app.config import Settings
-from app.errors import ProblemError
-from app.gate import GroupGate
-from app.groups import group_for_member
-from app.idempotency import REPLAYED_HEADER, fingerprint, parse_key
-from app.pagination import PageDep, require_time_cursor
-from app.records import ExpenseRecord
-from app.schemas import ExpenseIn, ExpenseOut, Page
-from app.testhooks import faults_for
-from app.tx import run_transaction
+from app.core.records import ExpenseRecord
+from app.domain import expenses as svc
+from app.domain.groups import group_for_member
+from app.domain.idempotency import REPLAYED_HEADER, fingerprint, parse_key
+from app.domain.schemas import ExpenseIn, ExpenseOut, Page
+from app.infra.config import Settings
+from app.infra.gate import GroupGate
+from app.infra.testhooks import faults_for
+from app.infra.tx import run_transaction
+from app.ledger import service as ledger
 
 router = APIRouter(tags=["expenses"])
 

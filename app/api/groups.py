@@ -6,14 +6,14 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
-from app import groups as svc
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.pagination import PageDep, require_time_cursor
+from app.api.problems import validation_error
 from app.api.render import group_body, member_body, problems, respond, time_page
-from app.errors import validation_error
-from app.money import is_currency_code
-from app.pagination import PageDep, require_time_cursor
-from app.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
-from app.tx import run_transaction
+from app.core.money import is_currency_code
+from app.domain import groups as svc
+from app.domain.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
+from app.infra.tx import run_transaction
 
 router = APIRouter(tags=["groups"])
 

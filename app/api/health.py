@@ -7,7 +7,7 @@ from sqlalchemy import text
 from starlette.responses import JSONResponse
 
 from app.api.deps import EngineDep
-from app.schemas import Health
+from app.domain.schemas import Health
 
 router = APIRouter(tags=["health"])
 

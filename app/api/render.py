@@ -10,11 +10,11 @@ from uuid import UUID
 import orjson
 from starlette.responses import Response
 
-from app.errors import PROBLEM_MEDIA_TYPE
-from app.groups import GroupRecord, MemberRecord
-from app.pagination import encode_time_cursor
-from app.records import rfc3339
-from app.users import UserRecord
+from app.api.pagination import encode_time_cursor
+from app.api.problems import PROBLEM_MEDIA_TYPE
+from app.core.records import rfc3339
+from app.domain.groups import GroupRecord, MemberRecord
+from app.domain.users import UserRecord
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": desc, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}

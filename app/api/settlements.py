@@ -5,15 +5,15 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import settlements as svc
 from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, outcome_response
+from app.api.pagination import PageDep, require_time_cursor
+from app.api.problems import ProblemError
 from app.api.render import problems, time_page
-from app.errors import ProblemError
-from app.groups import group_for_member
-from app.pagination import PageDep, require_time_cursor
-from app.schemas import Page, SettlementIn, SettlementOut
-from app.testhooks import faults_for
+from app.domain import settlements as svc
+from app.domain.groups import group_for_member
+from app.domain.schemas import Page, SettlementIn, SettlementOut
+from app.infra.testhooks import faults_for
 
 router = APIRouter(tags=["settlements"])
 

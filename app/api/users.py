@@ -5,9 +5,9 @@ from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
 from app.api.render import problems, respond, user_body
-from app.schemas import UserCreate, UserCreated, UserOut
-from app.tx import run_transaction
-from app.users import create_user
+from app.domain.schemas import UserCreate, UserCreated, UserOut
+from app.domain.users import create_user
+from app.infra.tx import run_transaction
 
 router = APIRouter(tags=["users"])
 

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from app.db import embedded_socket_url, ensure_database, normalise_url
+from app.infra.db import embedded_socket_url, ensure_database, normalise_url
 from app.main import run_migrations
 from tests.concurrency.helpers import Live, Server, log_problems
 from tests.dbutil import run_sql

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from urllib3 import HTTPHeaderDict
 
-from app.config import PROJECT_ROOT
+from app.infra.config import PROJECT_ROOT
 from tests.api import Api, Who, assert_problem
 
 SCHEMA_PATH = PROJECT_ROOT / "docs" / "openapi.yaml"

@@ -137,7 +137,7 @@ def test_remove_member_requires_zero_net(api: Api) -> None:
 def test_group_member_limit(api: Api, settings: object) -> None:
     from fastapi.testclient import TestClient
 
-    from app.config import Settings
+    from app.infra.config import Settings
     from app.main import create_app
 
     assert isinstance(settings, Settings)

@@ -1,6 +1,6 @@
 from fastapi.testclient import TestClient
 
-from app.config import Settings
+from app.infra.config import Settings
 from app.main import create_app
 from tests.api import Api, assert_problem
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from app import hotpath
+from app.api import hotpath
 from tests.api import Api, Who, assert_problem
 from tests.dbutil import counts
 

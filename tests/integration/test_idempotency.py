@@ -5,9 +5,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
-from app.config import Settings
-from app.db import make_engine
-from app.idempotency import purge_expired
+from app.domain.idempotency import purge_expired
+from app.infra.config import Settings
+from app.infra.db import make_engine
 from tests.api import Api, Who, assert_problem
 from tests.dbutil import counts, run_sql
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from app.config import PROJECT_ROOT
+from app.api.openapi import MONEY_PATTERN, OPERATION_ERRORS, SIGNED_MONEY_PATTERN
+from app.infra.config import PROJECT_ROOT
 from app.main import create_app
-from app.openapi import MONEY_PATTERN, OPERATION_ERRORS, SIGNED_MONEY_PATTERN
 from scripts.export_openapi import DEFAULT_OUTPUT, render
 
 METHODS = ("get", "put", "post", "delete", "patch")

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from app.config import PROJECT_ROOT
+from app.infra.config import PROJECT_ROOT
 from tests.dbutil import dsn, run_sql
 
 BIN = Path(sys.executable).parent

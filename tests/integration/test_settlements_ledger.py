@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from app.config import PROJECT_ROOT
+from app.infra.config import PROJECT_ROOT
 from tests.api import Api, Who, assert_problem
 from tests.dbutil import counts, dsn, run_sql
 from tests.integration.test_expenses import assert_ledger_matches_balances

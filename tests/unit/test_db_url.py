@@ -1,6 +1,6 @@
 import pytest
 
-from app.db import DatabaseUrlError, normalise_url
+from app.infra.db import DatabaseUrlError, normalise_url
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from app.gate import GroupGate
+from app.infra.gate import GroupGate
 
 
 @pytest.mark.parametrize("width", [1, 2, 3])

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import ProblemError
-from app.idempotency import canonical_json, fingerprint, parse_key
-from app.ledger import LedgerInvariantError, check_balanced, expense_entries, negate, suggest_payments
+from app.api.problems import ProblemError
+from app.domain.idempotency import canonical_json, fingerprint, parse_key
+from app.ledger.service import LedgerInvariantError, check_balanced, expense_entries, negate, suggest_payments
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_suggested_payments_refuse_unbalanced_nets() -> None:
 
 
 def test_keys_in_flight_refuse_a_second_holder_until_released() -> None:
-    from app.idempotency import KeysInFlight
+    from app.domain.idempotency import KeysInFlight
 
     keys = KeysInFlight()
     user, other = uuid.UUID(int=1), uuid.UUID(int=2)

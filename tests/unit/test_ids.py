@@ -8,7 +8,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ids import new_id, uuid7_from
+from app.infra.ids import new_id, uuid7_from
 
 MS = st.integers(min_value=0, max_value=(1 << 48) - 1)
 RANDOM = st.integers(min_value=0, max_value=(1 << 74) - 1)

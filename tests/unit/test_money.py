@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.money import (
+from app.core.money import (
     MAX_MINOR,
     MoneyError,
     currency_decimals,

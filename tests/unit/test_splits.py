@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.money import MAX_MINOR
-from app.splits import (
+from app.core.money import MAX_MINOR
+from app.core.splits import (
     Allocation,
     SplitError,
     parse_percentage,

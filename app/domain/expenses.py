@@ -15,17 +15,17 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import ledger
-from app.config import Settings
-from app.errors import ProblemError, not_found, validation_error
-from app.groups import GroupRecord
-from app.ids import new_id
-from app.money import MoneyError, currency_decimals, format_amount, parse_amount
-from app.pagination import keyset_params
-from app.records import Entry, ExpenseRecord, rfc3339
-from app.schemas import ExpenseIn, ParticipantIn
-from app.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
-from app.testhooks import Faults
+from app.api.pagination import keyset_params
+from app.api.problems import ProblemError, not_found, validation_error
+from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
+from app.core.records import Entry, ExpenseRecord, rfc3339
+from app.core.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
+from app.domain.groups import GroupRecord
+from app.domain.schemas import ExpenseIn, ParticipantIn
+from app.infra.config import Settings
+from app.infra.ids import new_id
+from app.infra.testhooks import Faults
+from app.ledger import service as ledger
 
 _FIELD_FOR_SPLIT = {"equal": None, "percentage": "percentage", "exact": "amount", "shares": "shares"}
 _SPLIT_FIELDS = ("percentage", "amount", "shares")

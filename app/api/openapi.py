@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
-from app.idempotency import HEADER as IDEMPOTENCY_HEADER
-from app.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from app.pagination import MAX_CURSOR_LENGTH
+from app.api.pagination import MAX_CURSOR_LENGTH
+from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
+from app.domain.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
 
 MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
 SIGNED_MONEY_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"

@@ -29,8 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.expenses import post_expense
 from app.api.settlements import post_settlement
-from app.schemas import ExpenseIn, SettlementIn
-from app.users import UserRecord, bearer_token_of, hash_token
+from app.domain.schemas import ExpenseIn, SettlementIn
+from app.domain.users import UserRecord, bearer_token_of, hash_token
 
 Endpoint = Callable[..., Awaitable[Response]]
 _PATH = re.compile(r"/v1/groups/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(expenses|settlements)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from starlette.requests import Request
 
-from app.config import Settings
+from app.infra.config import Settings
 
 FAULT_CODES = frozenset({"40001", "40P01", "55P03"})
 MAX_FAULTS = 100

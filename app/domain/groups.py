@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.errors import ProblemError, not_found
-from app.ids import new_id
-from app.pagination import keyset_params
+from app.api.pagination import keyset_params
+from app.api.problems import ProblemError, not_found
+from app.infra.ids import new_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from fastapi import Depends, Query
 
-from app.config import get_settings
-from app.errors import ProblemError
+from app.api.problems import ProblemError
+from app.infra.config import get_settings
 
 MAX_CURSOR_LENGTH = 200
 

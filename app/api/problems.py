@@ -122,7 +122,7 @@ async def _on_unreachable(_: Request, exc: Exception) -> Response:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> Response:
-    from app.tx import sqlstate
+    from app.infra.tx import sqlstate
 
     code = sqlstate(exc) or ""
     invalidated = bool(getattr(exc, "connection_invalidated", False))

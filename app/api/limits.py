@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ProblemError, problem_response
+from app.api.problems import ProblemError, problem_response
 
 
 class BodyTooLarge(Exception):

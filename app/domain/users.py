@@ -11,9 +11,9 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.cache import BoundedCache
-from app.errors import ProblemError
-from app.ids import new_id
+from app.api.problems import ProblemError
+from app.infra.cache import BoundedCache
+from app.infra.ids import new_id
 
 TOKEN_PREFIX = "qt_"
 MAX_TOKEN_LENGTH = 200

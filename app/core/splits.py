@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeGuard
 from uuid import UUID
 
-from app.money import MAX_MINOR, MoneyError, parse_decimal
+from app.core.money import MAX_MINOR, MoneyError, parse_decimal
 
 Allocation = list[tuple[UUID, int]]
 

@@ -11,15 +11,15 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import ledger
-from app.config import Settings
-from app.errors import validation_error
-from app.ids import new_id
-from app.money import MoneyError, currency_decimals, format_amount, parse_amount
-from app.pagination import keyset_params
-from app.records import SettlementRecord, rfc3339
-from app.schemas import SettlementIn
-from app.testhooks import Faults
+from app.api.pagination import keyset_params
+from app.api.problems import validation_error
+from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
+from app.core.records import SettlementRecord, rfc3339
+from app.domain.schemas import SettlementIn
+from app.infra.config import Settings
+from app.infra.ids import new_id
+from app.infra.testhooks import Faults
+from app.ledger import service as ledger
 
 
 def parse_settlement_amount(body: SettlementIn, currency: str) -> int:

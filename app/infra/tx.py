@@ -12,8 +12,8 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.config import Settings
-from app.errors import ProblemError
+from app.api.problems import ProblemError
+from app.infra.config import Settings
 
 logger = logging.getLogger("quits.tx")
 

@@ -26,12 +26,12 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.config import Settings
-from app.errors import ProblemError, not_found, validation_error
-from app.money import currency_decimals, format_amount
-from app.records import Entry, ExpenseRecord, SettlementRecord
-from app.testhooks import Faults
-from app.tx import run_statement, sqlstate
+from app.api.problems import ProblemError, not_found, validation_error
+from app.core.money import currency_decimals, format_amount
+from app.core.records import Entry, ExpenseRecord, SettlementRecord
+from app.infra.config import Settings
+from app.infra.testhooks import Faults
+from app.infra.tx import run_statement, sqlstate
 
 Kind = Literal["expense", "reversal", "settlement"]
 

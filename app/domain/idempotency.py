@@ -22,8 +22,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import Settings
-from app.errors import ProblemError
+from app.api.problems import ProblemError
+from app.infra.config import Settings
 
 logger = logging.getLogger("quits.idempotency")
 

@@ -11,7 +11,7 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.config import Settings
+from app.infra.config import Settings
 
 logger = logging.getLogger("quits.db")
 
