@@ -13,9 +13,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 
-from app.api import balances, expenses, groups, health, openapi, settlements, users
-from app.api import problems as errors
-from app.api.hotpath import HotWrites
+from app.api import balances, expenses, groups, health, openapi, problems, settlements, users
+from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
 from app.domain import idempotency
 from app.domain.idempotency import KeysInFlight
@@ -96,13 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
     app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
     app.state.keys_in_flight = KeysInFlight()
-    errors.install(app)
+    problems.install(app, app.state.settings.retry_after_s)
     if app.state.settings.hot_path:
         app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     app.include_router(health.router)
     for module in (users, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
+    app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     openapi.install(app)
     return app
 

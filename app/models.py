@@ -37,7 +37,7 @@ NAMING = {
 # Single-column rules live in domains (migration e5a7c9d1f006 says why), named beside their columns;
 # quits_amount_minor's upper bound is app.money.MAX_MINOR. Rules over several columns stay table
 # CHECK constraints.
-BALANCE_SLOTS = 8  # balance rows per member (migration c3e5a7b9d003)
+
 
 
 class Base(DeclarativeBase):
@@ -79,7 +79,7 @@ class Membership(Base):
 
 
 class Balance(Base):
-    """One of a member's BALANCE_SLOTS balance rows; the slots always sum to the member's ledger entries.
+    """One of a member's balance rows (quits_balance_slots() of them); they sum to the member's ledger entries.
 
     Created with the membership (trigger) and deleted with it (cascade). Migration c3e5a7b9d003 says why
     a net is split over slots and in which order writers lock them."""

@@ -15,7 +15,7 @@ from sqlalchemy.engine import URL
 
 from app.infra.config import get_settings
 from app.infra.db import make_engine, resolve_url
-from app.ledger.service import Drift, find_drift
+from app.ledger.reads import Drift, find_drift
 
 
 async def check(url: URL) -> list[Drift]:

@@ -13,7 +13,8 @@ from app.core.money import currency_decimals, format_amount
 from app.core.records import rfc3339
 from app.domain.groups import group_for_member
 from app.domain.schemas import BalancesOut, LedgerEntryOut, Page
-from app.ledger import service as ledger
+from app.ledger.postings import suggest_payments
+from app.ledger.reads import read_nets
 
 router = APIRouter(tags=["balances"])
 
@@ -31,7 +32,7 @@ router = APIRouter(tags=["balances"])
 async def get_balances(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
     async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
-        nets = await ledger.read_nets(conn, group_id)
+        nets = await read_nets(conn, group_id)
     decimals = currency_decimals(group.currency)
     return respond(
         {
@@ -43,7 +44,7 @@ async def get_balances(group_id: UUID, user: CurrentUser, engine: EngineDep) -> 
                     "to_user_id": str(p.to_user_id),
                     "amount": format_amount(p.amount_minor, decimals),
                 }
-                for p in ledger.suggest_payments(nets)
+                for p in suggest_payments(nets)
             ],
         }
     )

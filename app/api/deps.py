@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api.problems import ProblemError, not_found
+from app.core.errors import DomainError, not_found
 from app.domain.groups import group_currency, is_member
 from app.domain.users import TokenCache, UserRecord, bearer_token_of, hash_token, user_by_token
 from app.infra.cache import BoundedCache
@@ -33,8 +33,8 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(detail: str) -> DomainError:
+    return DomainError("unauthorized", detail)
 
 
 def bearer_token(request: Request) -> str:

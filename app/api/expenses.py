@@ -6,14 +6,12 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
 from app.api.pagination import PageDep, require_time_cursor
-from app.api.problems import ProblemError
 from app.api.render import problems, raw_json, respond, time_page
-from app.core.records import ExpenseRecord
+from app.core.errors import DomainError
 from app.domain import expenses as svc
 from app.domain.groups import group_for_member
 from app.domain.idempotency import REPLAYED_HEADER, fingerprint, parse_key
@@ -21,8 +19,7 @@ from app.domain.schemas import ExpenseIn, ExpenseOut, Page
 from app.infra.config import Settings
 from app.infra.gate import GroupGate
 from app.infra.testhooks import faults_for
-from app.infra.tx import run_transaction
-from app.ledger import service as ledger
+from app.ledger.commands import Claim, Outcome
 
 router = APIRouter(tags=["expenses"])
 
@@ -40,16 +37,16 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> ledger.Claim:
+def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> Claim:
     """Parse the Idempotency-Key (400 if malformed) and fingerprint the request it guards."""
     key = parse_key(raw_key)
     fp = fingerprint(request.method, request.scope["path"], body) if key is not None else b""
-    return ledger.Claim(user_id, key, fp, settings.idempotency_ttl_hours)
+    return Claim(user_id=user_id, key=key, fingerprint=fp, ttl_hours=settings.idempotency_ttl_hours)
 
 
 @asynccontextmanager
-async def admitted(request: Request, claim: ledger.Claim, group_id: UUID, gate: GroupGate) -> AsyncIterator[None]:
-    """A hot write's way in: its key is not already being written by this worker (else 409 at once),
+async def admitted(request: Request, claim: Claim, group_id: UUID, gate: GroupGate) -> AsyncIterator[None]:
+    """A write's way in: its key is not already being written by this worker (else 409 at once),
     and at most the gate's width of writes per group from this worker are at the database."""
     state = request.app.state
     with state.keys_in_flight.hold(claim.user_id, claim.key):
@@ -57,9 +54,12 @@ async def admitted(request: Request, claim: ledger.Claim, group_id: UUID, gate: 
             yield
 
 
-def outcome_response(written: ledger.Written) -> Response:
-    headers = {REPLAYED_HEADER: "true"} if written.replayed else {}
-    return raw_json(written.body, written.status_code, headers)
+def outcome_response(outcome: Outcome | None, rendered: bytes, status_code: int) -> Response:
+    """The stored response for a replay, else the one the service rendered before writing."""
+    if outcome is not None and outcome.replayed:
+        assert outcome.status is not None and outcome.body is not None
+        return raw_json(outcome.body, outcome.status, {REPLAYED_HEADER: "true"})
+    return raw_json(rendered, status_code)
 
 
 @router.post(
@@ -90,21 +90,20 @@ async def post_expense(
     currency = await writable_currency(request, engine, group_id, user)
     try:
         draft = svc.draft_expense(body, currency, settings.max_participants)
-    except ProblemError:
+    except DomainError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
     async with admitted(request, claim, group_id, request.app.state.group_gate):
-        written = await svc.create(
+        outcome, rendered = await svc.create(
             request.app.state.write_pool,
             settings,
-            claim,
-            group_id,
-            currency,
-            draft,
-            user.id,
-            faults_for(request, settings),
+            claim=claim,
+            group_id=group_id,
+            currency=currency,
+            draft=draft,
+            faults=faults_for(request, settings),
         )
-    return outcome_response(written)
+    return outcome_response(outcome, rendered, svc.CREATED)
 
 
 @router.get(
@@ -137,7 +136,7 @@ async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engin
 @router.put(
     "/groups/{group_id}/expenses/{expense_id}",
     response_model=ExpenseOut,
-    responses=problems(401, 404, 409, 422, 503),
+    responses=problems(400, 401, 404, 409, 422, 503),
     summary="Edit: reverse the current entries and post the new ones in one transaction; version + 1",
     description=(
         "Same body and rules as create. Any member may edit any expense of the group. Editing a voided expense, "
@@ -146,20 +145,31 @@ async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engin
     ),
 )
 async def put_expense(
-    group_id: UUID, expense_id: UUID, body: ExpenseIn, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+    group_id: UUID,
+    expense_id: UUID,
+    body: ExpenseIn,
+    request: Request,
+    user: CurrentUser,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    async def work(conn: AsyncConnection) -> ExpenseRecord:
+    claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
+    async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
-        draft = svc.draft_expense(body, group.currency, settings.max_participants)
-        return await svc.update(conn, group, user.id, expense_id, draft)
-
-    return respond(svc.render(await run_transaction(engine, settings, work)))
+    draft = svc.draft_expense(body, group.currency, settings.max_participants)
+    async with admitted(request, claim, group_id, request.app.state.settle_gate):
+        outcome, rendered = await svc.update(
+            request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, expense_id=expense_id,
+            draft=draft,
+        )
+    return outcome_response(outcome, rendered, svc.UPDATED)
 
 
 @router.delete(
     "/groups/{group_id}/expenses/{expense_id}",
     response_model=ExpenseOut,
-    responses=problems(401, 404, 409, 422, 503),
+    responses=problems(400, 401, 404, 409, 422, 503),
     summary="Void: post reversal entries and set voided_at; repeating it returns the same body and posts nothing",
     description=(
         "Any member may void any expense of the group. Voiding posts the exact negation of the expense's "
@@ -169,10 +179,19 @@ async def put_expense(
     ),
 )
 async def delete_expense(
-    group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+    group_id: UUID,
+    expense_id: UUID,
+    request: Request,
+    user: CurrentUser,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    async def work(conn: AsyncConnection) -> ExpenseRecord:
-        group = await group_for_member(conn, group_id, user.id)
-        return await svc.void(conn, group, user.id, expense_id)
-
-    return respond(svc.render(await run_transaction(engine, settings, work)))
+    claim = claim_for(request, user.id, idempotency_key, settings, b"")
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+    async with admitted(request, claim, group_id, request.app.state.settle_gate):
+        outcome, rendered = await svc.void(
+            request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, expense_id=expense_id
+        )
+    return outcome_response(outcome, rendered, svc.UPDATED)

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
 from app.api.pagination import PageDep, require_time_cursor
-from app.api.problems import validation_error
-from app.api.render import group_body, member_body, problems, respond, time_page
+from app.api.render import problems, respond, time_page
+from app.core.errors import invalid
 from app.core.money import is_currency_code
 from app.domain import groups as svc
 from app.domain.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
@@ -28,9 +28,9 @@ router = APIRouter(tags=["groups"])
 )
 async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, settings: SettingsDep) -> Response:
     if not is_currency_code(body.currency):
-        raise validation_error(["body", "currency"], f"{body.currency} is not an ISO 4217 currency code")
+        raise invalid(("currency",), f"{body.currency} is not an ISO 4217 currency code")
     group = await run_transaction(engine, settings, lambda c: svc.create_group(c, body.name, body.currency, user.id))
-    return respond(group_body(group), 201)
+    return respond(svc.render(group), 201)
 
 
 @router.get(
@@ -42,12 +42,12 @@ async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, se
 async def get_groups(user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     async with engine.connect() as conn:
         rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page))
-    return time_page(rows, page.limit, group_body)
+    return time_page(rows, page.limit, svc.render)
 
 
 async def _detail(conn: AsyncConnection, group: svc.GroupRecord) -> dict[str, object]:
     members = await svc.list_members(conn, group.id)
-    return {**group_body(group), "members": [member_body(m) for m in members]}
+    return {**svc.render(group), "members": [svc.render_member(m) for m in members]}
 
 
 @router.get(
@@ -75,7 +75,7 @@ async def post_member(
     group_id: UUID, body: MemberAdd, user: CurrentUser, engine: EngineDep, settings: SettingsDep
 ) -> Response:
     if (body.user_id is None) == (body.email is None):
-        raise validation_error(["body"], "give exactly one of user_id or email")
+        raise invalid((), "give exactly one of user_id or email")
 
     async def work(conn: AsyncConnection) -> list[svc.MemberRecord]:
         await svc.group_for_member(conn, group_id, user.id)
@@ -84,7 +84,7 @@ async def post_member(
         return await svc.list_members(conn, group_id)
 
     members = await run_transaction(engine, settings, work)
-    return respond({"members": [member_body(m) for m in members]}, 201)
+    return respond({"members": [svc.render_member(m) for m in members]}, 201)
 
 
 @router.delete(
@@ -98,11 +98,7 @@ async def post_member(
     ),
 )
 async def delete_member(
-    group_id: UUID, user_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+    group_id: UUID, user_id: UUID, request: Request, user: CurrentUser, settings: SettingsDep
 ) -> Response:
-    async def work(conn: AsyncConnection) -> None:
-        await svc.group_for_member(conn, group_id, user.id)
-        await svc.remove_member(conn, group_id, user_id)
-
-    await run_transaction(engine, settings, work)
+    await svc.remove_member(request.app.state.write_pool, settings, caller=user.id, group_id=group_id, user_id=user_id)
     return Response(status_code=204)

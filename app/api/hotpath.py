@@ -20,24 +20,75 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from uuid import UUID
 
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.expenses import post_expense
-from app.api.settlements import post_settlement
-from app.domain.schemas import ExpenseIn, SettlementIn
+from app.api.deps import current_user
 from app.domain.users import UserRecord, bearer_token_of, hash_token
 
 Endpoint = Callable[..., Awaitable[Response]]
+HOT_PATHS = {"expenses": "/v1/groups/{group_id}/expenses", "settlements": "/v1/groups/{group_id}/settlements"}
 _PATH = re.compile(r"/v1/groups/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(expenses|settlements)")
-_ROUTES: dict[str, tuple[type[BaseModel], Endpoint]] = {
-    "expenses": (ExpenseIn, post_expense),
-    "settlements": (SettlementIn, post_settlement),
-}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HotRoute:
+    """What the fast path needs of a route: its body model and endpoint, and the parameter names the
+    endpoint takes (each one supplied by the fast path, nothing else)."""
+
+    model: type[BaseModel]
+    endpoint: Endpoint
+    body: str
+    user: str
+    request: str
+    key: str
+
+
+def _hot_route(route: APIRoute, path: str) -> HotRoute:
+    """The fast path's view of a route, or RuntimeError when the route takes anything the fast path
+    does not supply (a new dependency, query or header parameter must not be skipped silently)."""
+    d = route.dependant
+    calls = [sub.call for sub in d.dependencies]
+    problems = []
+    if [p.name for p in d.path_params] != ["group_id"]:
+        problems.append(f"path parameters {[p.name for p in d.path_params]}")
+    if d.query_params or d.cookie_params:
+        problems.append("query or cookie parameters")
+    if [p.alias for p in d.header_params] != ["Idempotency-Key"]:
+        problems.append(f"headers {[p.alias for p in d.header_params]}")
+    if len(d.body_params) != 1 or calls != [current_user] or d.request_param_name is None:
+        problems.append("a body, the current user and the request, and nothing else")
+    if problems or d.dependencies[0].name is None or d.request_param_name is None:
+        raise RuntimeError(f"the hot path cannot serve {path}: {'; '.join(problems)}")
+    body = d.body_params[0]
+    model = body.field_info.annotation
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    return HotRoute(
+        model=model,
+        endpoint=route.endpoint,
+        body=body.name,
+        user=d.dependencies[0].name,
+        request=d.request_param_name,
+        key=d.header_params[0].name,
+    )
+
+
+def hot_routes(app: FastAPI) -> dict[str, HotRoute]:
+    """The table of the fast path, built from the app's own POST routes (checked: see _hot_route)."""
+    found = {
+        (ctx.path, method): ctx.original_route
+        for ctx in iter_route_contexts(app.router.routes)
+        if isinstance(ctx.original_route, APIRoute)
+        for method in ctx.original_route.methods or ()
+    }
+    return {name: _hot_route(found[(path, "POST")], path) for name, path in HOT_PATHS.items()}
 
 
 class HotWrites:
@@ -55,17 +106,23 @@ class HotWrites:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        model, endpoint = _ROUTES[match.group(2)]
+        route: HotRoute = scope["app"].state.hot_routes[match.group(2)]
         try:
-            parsed = model.model_validate_json(body)
+            parsed = route.model.model_validate_json(body)
         except ValidationError:
             await self.app(scope, _replay(body, receive), send)  # FastAPI writes the 422
             return
         request = Request(scope, _replay(body, receive))
         raw_key = headers.get(b"idempotency-key")
-        key = raw_key.decode("latin-1") if raw_key is not None else None
+        args = {
+            "group_id": UUID(match.group(1)),
+            route.body: parsed,
+            route.request: request,
+            route.user: user,
+            route.key: raw_key.decode("latin-1") if raw_key is not None else None,
+        }
         try:
-            response = await endpoint(UUID(match.group(1)), parsed, request, user, key)
+            response = await route.endpoint(**args)
         except Exception as exc:  # rendered by the app's own handler, as FastAPI would, or re-raised
             response = await _handled(scope, request, exc)
         await response(scope, receive, send)

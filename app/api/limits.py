@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import ProblemError, problem_response
+from app.api.problems import problem_response
+from app.core.errors import DomainError
 
 
 class BodyTooLarge(Exception):
@@ -41,5 +42,5 @@ class BodyLimit:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = ProblemError(413, "body-too-large", f"request body exceeds {self.max_bytes} bytes")
+        problem = DomainError("body-too-large", f"request body exceeds {self.max_bytes} bytes")
         await problem_response(problem)(scope, receive, send)

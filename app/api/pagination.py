@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import Depends, Query
 
-from app.api.problems import ProblemError
+from app.core.errors import DomainError
 from app.infra.config import get_settings
 
 MAX_CURSOR_LENGTH = 200
@@ -41,8 +41,8 @@ def encode_seq_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"s|{seq}".encode()).decode().rstrip("=")
 
 
-def _bad_cursor() -> ProblemError:
-    return ProblemError(400, "invalid-cursor", "cursor is not a cursor this API issued")
+def _bad_cursor() -> DomainError:
+    return DomainError("invalid-cursor", "cursor is not a cursor this API issued")
 
 
 def decode_cursor(text: str) -> Cursor:
@@ -91,8 +91,3 @@ def require_seq_cursor(params: PageParams) -> int | None:
     if params.after.seq is None:
         raise _bad_cursor()
     return params.after.seq
-
-
-def keyset_params(after: tuple[datetime, UUID] | None) -> dict[str, object]:
-    """Bind values for `(created_at, id) < (:after_at, :after_id)`."""
-    return {"after_at": after[0] if after else None, "after_id": after[1] if after else None}

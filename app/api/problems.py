@@ -1,9 +1,13 @@
-"""RFC 9457 problem details for every error the service returns."""
+"""RFC 9457 problem details: the one place a domain error becomes an HTTP status.
+
+Everything below the edge raises app.core.errors.DomainError with a code (the problem slug);
+STATUS maps each code to its status, and a few codes carry a header (401: WWW-Authenticate,
+503: Retry-After). A code missing from STATUS is a bug and renders as a 500.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -13,10 +17,36 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from app.core.errors import DomainError, FieldError
+from app.infra.tx import sqlstate
+
 logger = logging.getLogger("quits.errors")
 
 PROBLEM_BASE = "https://quits.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+STATUS: dict[str, int] = {
+    "invalid-cursor": 400,
+    "invalid-idempotency-key": 400,
+    "unauthorized": 401,
+    "not-found": 404,
+    "method-not-allowed": 405,
+    "already-member": 409,
+    "email-taken": 409,
+    "expense-not-editable": 409,
+    "group-full": 409,
+    "idempotency-key-in-use": 409,
+    "member-has-balance": 409,
+    "precondition-failed": 412,
+    "body-too-large": 413,
+    "idempotency-key-reused": 422,
+    "settlement-exceeds-balance": 422,
+    "validation-error": 422,
+    "internal-error": 500,
+    "database-unavailable": 503,
+    "try-again": 503,
+}
+RETRY_AFTER_S = 1  # overridden from settings.retry_after_s at start-up (install)
 
 _TITLES = {
     400: "Bad Request",
@@ -25,6 +55,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    412: "Precondition Failed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
@@ -33,66 +64,67 @@ _TITLES = {
 }
 
 
-class ProblemError(Exception):
-    """Raised anywhere below the routers; rendered as problem+json."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        errors: Sequence[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-        title: str | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-        self.errors = list(errors) if errors is not None else None
-        self.headers = headers or {}
-        self.title = title or _TITLES.get(status, "Error")
+def status_of(error: DomainError) -> int:
+    return STATUS.get(error.code, 500)
 
 
-def validation_error(loc: Sequence[str | int], msg: str) -> ProblemError:
-    return ProblemError(422, "validation-error", msg, errors=[{"loc": list(loc), "msg": msg}])
+def _headers(status: int, retry_after_s: int) -> dict[str, str]:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status == 503:
+        return {"Retry-After": str(retry_after_s)}
+    return {}
 
 
-def not_found(what: str) -> ProblemError:
-    return ProblemError(404, "not-found", f"{what} not found")
+def _loc(field: FieldError) -> list[str | int]:
+    return ["body", *field.path]
 
 
-def problem_response(problem: ProblemError) -> Response:
+def problem_response(
+    error: DomainError, *, status: int | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    status = status or status_of(error)
+    if status == 500 and error.code != "internal-error":
+        logger.error("domain error %r has no HTTP status: %s", error.code, error.detail)
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + problem.slug,
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
+        "type": PROBLEM_BASE + error.code,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": error.detail,
     }
-    if problem.errors is not None:
-        body["errors"] = problem.errors
-    return Response(
-        orjson.dumps(body), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=problem.headers
-    )
+    if error.fields:
+        body["errors"] = [{"loc": _loc(f), "msg": f.msg} for f in error.fields]
+    all_headers = {**_headers(status, RETRY_AFTER_S), **(headers or {})}
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 
-def _loc_msg(err: dict[str, Any]) -> dict[str, Any]:
-    return {"loc": [str(p) if not isinstance(p, int) else p for p in err.get("loc", ())], "msg": str(err["msg"])}
-
-
-async def _on_problem(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ProblemError)
+async def _on_domain(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
     return problem_response(exc)
+
+
+def _field(err: dict[str, Any]) -> FieldError:
+    loc = tuple(str(p) if not isinstance(p, int) else p for p in err.get("loc", ()))
+    return FieldError(loc[1:] if loc[:1] == ("body",) else loc, str(err["msg"]))
 
 
 async def _on_validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [_loc_msg(e) for e in exc.errors()]
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    raw = [
+        {"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())], "msg": str(e["msg"])}
+        for e in exc.errors()
+    ]
+    first = raw[0] if raw else {"loc": [], "msg": "invalid request"}
     loc, msg = first["loc"], str(first["msg"])
     detail = f"{'.'.join(str(p) for p in loc)}: {msg}" if loc else msg
-    return problem_response(ProblemError(422, "validation-error", detail, errors=errors))
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + "validation-error",
+        "title": _TITLES[422],
+        "status": 422,
+        "detail": detail,
+        "errors": raw,
+    }
+    return Response(orjson.dumps(body), status_code=422, media_type=PROBLEM_MEDIA_TYPE)
 
 
 # FastAPI's 400 for a body it cannot even decode (e.g. invalid UTF-8); malformed JSON is a 422 here.
@@ -102,17 +134,21 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 async def _on_http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
-        return problem_response(validation_error(["body"], "the body is not valid UTF-8 JSON"))
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem_response(
+            DomainError(
+                "validation-error",
+                "the body is not valid UTF-8 JSON",
+                fields=[FieldError((), "the body is not valid UTF-8 JSON")],
+            )
+        )
+    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "error")
     headers = dict(exc.headers) if exc.headers else None
-    return problem_response(ProblemError(exc.status_code, slug, detail, headers=headers))
+    return problem_response(DomainError(code, detail), status=exc.status_code, headers=headers)
 
 
-def _database_unavailable() -> ProblemError:
-    return ProblemError(
-        503, "database-unavailable", "the database is unavailable; retry later", headers={"Retry-After": "1"}
-    )
+def _database_unavailable() -> DomainError:
+    return DomainError("database-unavailable", "the database is unavailable; retry later")
 
 
 async def _on_unreachable(_: Request, exc: Exception) -> Response:
@@ -122,8 +158,6 @@ async def _on_unreachable(_: Request, exc: Exception) -> Response:
 
 
 async def _on_database_error(request: Request, exc: Exception) -> Response:
-    from app.infra.tx import sqlstate
-
     code = sqlstate(exc) or ""
     invalidated = bool(getattr(exc, "connection_invalidated", False))
     if invalidated or code.startswith("08") or code in ("57014", "57P01", "57P03", "53300"):
@@ -133,11 +167,13 @@ async def _on_database_error(request: Request, exc: Exception) -> Response:
 
 async def _on_unhandled(_: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
-    return problem_response(ProblemError(500, "internal-error", "an internal error occurred"))
+    return problem_response(DomainError("internal-error", "an internal error occurred"))
 
 
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(ProblemError, _on_problem)
+def install(app: FastAPI, retry_after_s: int) -> None:
+    global RETRY_AFTER_S
+    RETRY_AFTER_S = retry_after_s
+    app.add_exception_handler(DomainError, _on_domain)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(OSError, _on_unreachable)  # includes TimeoutError, ConnectionRefusedError

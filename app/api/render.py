@@ -12,9 +12,6 @@ from starlette.responses import Response
 
 from app.api.pagination import encode_time_cursor
 from app.api.problems import PROBLEM_MEDIA_TYPE
-from app.core.records import rfc3339
-from app.domain.groups import GroupRecord, MemberRecord
-from app.domain.users import UserRecord
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": desc, "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -43,24 +40,6 @@ def respond(body: Any, status_code: int = 200, headers: dict[str, str] | None = 
 
 def raw_json(content: bytes | str, status_code: int, headers: dict[str, str] | None = None) -> Response:
     return Response(content, status_code=status_code, media_type="application/json", headers=headers)
-
-
-def user_body(user: UserRecord) -> dict[str, Any]:
-    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": rfc3339(user.created_at)}
-
-
-def group_body(group: GroupRecord) -> dict[str, Any]:
-    return {
-        "id": str(group.id),
-        "name": group.name,
-        "currency": group.currency,
-        "created_by": str(group.created_by),
-        "created_at": rfc3339(group.created_at),
-    }
-
-
-def member_body(member: MemberRecord) -> dict[str, Any]:
-    return {"user_id": str(member.user_id), "name": member.name, "email": member.email}
 
 
 def page_body(items: list[Any], next_cursor: str | None) -> dict[str, Any]:

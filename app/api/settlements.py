@@ -8,8 +8,8 @@ from starlette.responses import Response
 from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, outcome_response
 from app.api.pagination import PageDep, require_time_cursor
-from app.api.problems import ProblemError
 from app.api.render import problems, time_page
+from app.core.errors import DomainError
 from app.domain import settlements as svc
 from app.domain.groups import group_for_member
 from app.domain.schemas import Page, SettlementIn, SettlementOut
@@ -43,15 +43,22 @@ async def post_settlement(
     currency = await writable_currency(request, engine, group_id, user)
     try:
         amount_minor = svc.parse_settlement_amount(body, currency)
-    except ProblemError:
+    except DomainError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
     faults = faults_for(request, settings)
     async with admitted(request, claim, group_id, request.app.state.settle_gate):
-        written = await svc.create(
-            request.app.state.write_pool, settings, claim, group_id, currency, body, amount_minor, user.id, faults
+        outcome, rendered = await svc.create(
+            request.app.state.write_pool,
+            settings,
+            claim=claim,
+            group_id=group_id,
+            currency=currency,
+            body=body,
+            amount_minor=amount_minor,
+            faults=faults,
         )
-    return outcome_response(written)
+    return outcome_response(outcome, rendered, svc.CREATED)
 
 
 @router.get(

@@ -4,9 +4,9 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.render import problems, respond, user_body
+from app.api.render import problems, respond
 from app.domain.schemas import UserCreate, UserCreated, UserOut
-from app.domain.users import create_user
+from app.domain.users import create_user, render
 from app.infra.tx import run_transaction
 
 router = APIRouter(tags=["users"])
@@ -26,7 +26,7 @@ router = APIRouter(tags=["users"])
 )
 async def post_user(body: UserCreate, engine: EngineDep, settings: SettingsDep) -> Response:
     user, token = await run_transaction(engine, settings, lambda conn: create_user(conn, body.name, body.email))
-    return respond({**user_body(user), "api_token": token}, 201)
+    return respond({**render(user), "api_token": token}, 201)
 
 
 @router.get(
@@ -36,4 +36,4 @@ async def post_user(body: UserCreate, engine: EngineDep, settings: SettingsDep) 
     summary="The caller (the user the bearer token belongs to)",
 )
 async def get_me(user: CurrentUser) -> Response:
-    return respond(user_body(user))
+    return respond(render(user))

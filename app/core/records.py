@@ -1,4 +1,8 @@
-"""Immutable values for the ledger's events, shared by the services, the ledger and the renderers."""
+"""Immutable values for the ledger's events, shared by the services, the ledger and the renderers.
+
+Each record's fields are its table's columns (app.models), so a record travels to the write
+functions as one jsonb row (jsonb_populate_record) and back from a SELECT as one row.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ def rfc3339(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExpenseRecord:
     id: uuid.UUID
     group_id: uuid.UUID
@@ -23,14 +27,19 @@ class ExpenseRecord:
     currency: str
     paid_by: uuid.UUID
     split_type: str
-    owed: list[Entry]  # ascending user_id, sums to amount_minor
+    owed: tuple[Entry, ...]  # column shares: ascending user_id, sums to amount_minor
     version: int
     created_by: uuid.UUID
     created_at: datetime
+    updated_at: datetime
     voided_at: datetime | None
 
+    @property
+    def user_ids(self) -> frozenset[uuid.UUID]:
+        return frozenset({self.paid_by, *(user_id for user_id, _ in self.owed)})
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SettlementRecord:
     id: uuid.UUID
     group_id: uuid.UUID

@@ -1,6 +1,8 @@
-"""Expenses: validate a payload into owed amounts (pure), then create, edit and void.
+"""Expenses: validate a payload into owed amounts (pure), render, and the three writes.
 
-Services never commit; the router runs them inside one transaction (app.tx / app.idempotency).
+Every write is one ledger command (app.ledger.commands): the service reads what it needs, renders
+the response it will return (stored with the Idempotency-Key in the same statement), and lets the
+database check membership and versions under its locks. Services never commit.
 """
 
 from __future__ import annotations
@@ -13,35 +15,33 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.api.pagination import keyset_params
-from app.api.problems import ProblemError, not_found, validation_error
+from app.core.errors import DomainError, invalid, not_found
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.core.records import Entry, ExpenseRecord, rfc3339
 from app.core.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
-from app.domain.groups import GroupRecord
 from app.domain.schemas import ExpenseIn, ParticipantIn
 from app.infra.config import Settings
+from app.infra.db import keyset_params
 from app.infra.ids import new_id
 from app.infra.testhooks import Faults
-from app.ledger import service as ledger
+from app.ledger import commands
+from app.ledger.commands import Claim, Command, Outcome, Rejected
+from app.ledger.postings import expense_entries
 
 _FIELD_FOR_SPLIT = {"equal": None, "percentage": "percentage", "exact": "amount", "shares": "shares"}
 _SPLIT_FIELDS = ("percentage", "amount", "shares")
+CREATED, UPDATED = 201, 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExpenseDraft:
     description: str
     amount_minor: int
     paid_by: uuid.UUID
     split_type: str
-    owed: list[Entry]  # ascending user_id, sums to amount_minor
-
-    @property
-    def user_ids(self) -> set[uuid.UUID]:
-        return {self.paid_by, *(user_id for user_id, _ in self.owed)}
+    owed: tuple[Entry, ...]  # ascending user_id, sums to amount_minor
 
 
 # ---- pure: payload → draft ---------------------------------------------------------------------
@@ -52,11 +52,9 @@ def _check_participant_fields(split_type: str, index: int, p: ParticipantIn) -> 
     for field in _SPLIT_FIELDS:
         given = getattr(p, field) is not None
         if given and field != wanted:
-            raise validation_error(
-                ["body", "participants", index, field], f"{field} is not allowed with split_type {split_type}"
-            )
+            raise invalid(("participants", index, field), f"{field} is not allowed with split_type {split_type}")
         if not given and field == wanted:
-            raise validation_error(["body", "participants", index, field], f"{field} is required for {split_type}")
+            raise invalid(("participants", index, field), f"{field} is required for {split_type}")
 
 
 def _owed(body: ExpenseIn, amount_minor: int, decimals: int, max_participants: int) -> list[Entry]:
@@ -72,18 +70,18 @@ def _owed(body: ExpenseIn, amount_minor: int, decimals: int, max_participants: i
             try:
                 pcts.append((p.user_id, parse_percentage(p.percentage)))
             except SplitError as exc:
-                raise validation_error(["body", "participants", i, "percentage"], str(exc)) from None
+                raise invalid(("participants", i, "percentage"), str(exc)) from None
         return split_percentage(amount_minor, pcts, **kw)
     amounts = []
     for i, p in enumerate(ps):
         try:
             amounts.append((p.user_id, parse_amount(p.amount, decimals, allow_zero=True)))
         except MoneyError as exc:
-            raise validation_error(["body", "participants", i, "amount"], f"amount {exc}") from None
+            raise invalid(("participants", i, "amount"), f"amount {exc}") from None
     total = sum(a for _, a in amounts)
     if total != amount_minor:
-        raise validation_error(
-            ["body", "participants"],
+        raise invalid(
+            ("participants",),
             f"exact amounts sum to {format_amount(total, decimals)}, not {format_amount(amount_minor, decimals)}",
         )
     return split_exact(amount_minor, amounts, **kw)
@@ -92,25 +90,32 @@ def _owed(body: ExpenseIn, amount_minor: int, decimals: int, max_participants: i
 def draft_expense(body: ExpenseIn, group_currency: str, max_participants: int) -> ExpenseDraft:
     """Validate a create/edit payload against the group's currency; 422 on any problem."""
     if body.currency is not None and body.currency != group_currency:
-        raise validation_error(["body", "currency"], f"currency must be the group's currency {group_currency}")
+        raise invalid(("currency",), f"currency must be the group's currency {group_currency}")
     decimals = currency_decimals(group_currency)
     try:
         amount_minor = parse_amount(body.amount, decimals)
     except MoneyError as exc:
-        raise validation_error(["body", "amount"], f"amount {exc}") from None
+        raise invalid(("amount",), f"amount {exc}") from None
     ids = [p.user_id for p in body.participants]
     if len(set(ids)) != len(ids):
-        raise validation_error(["body", "participants"], "participants must be distinct users")
+        raise invalid(("participants",), "participants must be distinct users")
     for i, p in enumerate(body.participants):
         _check_participant_fields(body.split_type, i, p)
     try:
         owed = _owed(body, amount_minor, decimals, max_participants)
     except SplitError as exc:
-        raise validation_error(["body", "participants"], str(exc)) from None
-    return ExpenseDraft(body.description, amount_minor, body.paid_by, body.split_type, owed)
+        raise invalid(("participants",), str(exc)) from None
+    return ExpenseDraft(
+        description=body.description,
+        amount_minor=amount_minor,
+        paid_by=body.paid_by,
+        split_type=body.split_type,
+        owed=tuple(owed),
+    )
 
 
 def render(expense: ExpenseRecord) -> dict[str, Any]:
+    """The expense on the wire (schema ExpenseOut): the one place it is rendered."""
     decimals = currency_decimals(expense.currency)
     return {
         "id": str(expense.id),
@@ -128,68 +133,179 @@ def render(expense: ExpenseRecord) -> dict[str, Any]:
     }
 
 
-# ---- database ---------------------------------------------------------------------------------
+def _row(expense: ExpenseRecord) -> dict[str, Any]:
+    """The expenses row the write functions store (column shares holds [[user_id, owed_minor], ...])."""
+    return {
+        "id": expense.id,
+        "group_id": expense.group_id,
+        "description": expense.description,
+        "amount_minor": expense.amount_minor,
+        "currency": expense.currency,
+        "paid_by": expense.paid_by,
+        "split_type": expense.split_type,
+        "shares": [[u, a] for u, a in expense.owed],
+        "version": expense.version,
+        "created_by": expense.created_by,
+        "created_at": expense.created_at,
+        "updated_at": expense.updated_at,
+        "voided_at": expense.voided_at,
+    }
 
-_COLUMNS = (
-    "id, group_id, description, amount_minor, currency, paid_by, split_type, shares, version,"
-    " created_by, created_at, voided_at"
-)
+
+def _postings(draft: ExpenseDraft) -> dict[str, Any]:
+    """The command members that say what to post and who must be a current member (in that order)."""
+    return {
+        "entries": expense_entries(draft.paid_by, draft.amount_minor, draft.owed),
+        "members": [["paid_by", draft.paid_by]] + [["participants", u] for u, _ in draft.owed],
+    }
 
 
-def _record(row: Any) -> ExpenseRecord:
-    owed = [(uuid.UUID(u), int(a)) for u, a in row.shares]
-    return ExpenseRecord(
-        row.id,
-        row.group_id,
-        row.description,
-        row.amount_minor,
-        row.currency,
-        row.paid_by,
-        row.split_type,
-        owed,
-        row.version,
-        row.created_by,
-        row.created_at,
-        row.voided_at,
-    )
+# ---- writes: one command each -------------------------------------------------------------------
 
 
 async def create(
     pool: asyncpg.Pool,
     settings: Settings,
-    claim: ledger.Claim,
+    *,
+    claim: Claim,
     group_id: uuid.UUID,
     currency: str,
     draft: ExpenseDraft,
-    creator: uuid.UUID,
     faults: Faults | None = None,
-) -> ledger.Written:
+) -> tuple[Outcome, bytes]:
     """One round trip: the response is rendered first and stored with the key, in the same statement."""
+    now = datetime.now(UTC)
     record = ExpenseRecord(
-        new_id(),
-        group_id,
-        draft.description,
-        draft.amount_minor,
-        currency,
-        draft.paid_by,
-        draft.split_type,
-        draft.owed,
-        1,
-        creator,
-        datetime.now(UTC),
-        None,
+        id=new_id(),
+        group_id=group_id,
+        description=draft.description,
+        amount_minor=draft.amount_minor,
+        currency=currency,
+        paid_by=draft.paid_by,
+        split_type=draft.split_type,
+        owed=draft.owed,
+        version=1,
+        created_by=claim.user_id,
+        created_at=now,
+        updated_at=now,
+        voided_at=None,
     )
     response = orjson.dumps(render(record))
-    return await ledger.create_expense(pool, settings, claim, record, response, faults)
+    cmd = {
+        "caller": claim.user_id,
+        "claim": claim.doc(status=CREATED, response=response),
+        "expense": _row(record),
+        **_postings(draft),
+    }
+    outcome = await commands.execute(pool, settings, Command.EXPENSE_CREATE, group_id, cmd, faults=faults)
+    return outcome, response
 
 
-async def get(
-    conn: AsyncConnection, group_id: uuid.UUID, expense_id: uuid.UUID, *, lock: bool = False
-) -> ExpenseRecord:
-    suffix = " FOR UPDATE" if lock else ""
+async def update(
+    pool: asyncpg.Pool,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    claim: Claim,
+    group_id: uuid.UUID,
+    expense_id: uuid.UUID,
+    draft: ExpenseDraft,
+) -> tuple[Outcome, bytes]:
+    """Reverse the current version's entries and post the new ones; version + 1. Read, render, then
+    one command that posts only if the version read is still current (else read again)."""
+    for _ in range(settings.retry_max_attempts):
+        async with engine.connect() as conn:
+            current = await get(conn, group_id, expense_id)
+        now = datetime.now(UTC)
+        record = replace(
+            current,
+            description=draft.description,
+            amount_minor=draft.amount_minor,
+            paid_by=draft.paid_by,
+            split_type=draft.split_type,
+            owed=draft.owed,
+            version=current.version + 1,
+            updated_at=now,
+        )
+        response = orjson.dumps(render(record))
+        cmd = {
+            "caller": claim.user_id,
+            "claim": claim.doc(status=UPDATED, response=response),
+            "expected_version": current.version,
+            "expense": _row(record),
+            **_postings(draft),
+        }
+        try:
+            return await commands.execute(pool, settings, Command.EXPENSE_EDIT, group_id, cmd), response
+        except Rejected as exc:
+            if exc.sqlstate != commands.EXPENSE_CHANGED:
+                raise
+    raise DomainError("try-again", "the expense kept changing while it was being edited; retry later")
+
+
+async def void(
+    pool: asyncpg.Pool,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    claim: Claim,
+    group_id: uuid.UUID,
+    expense_id: uuid.UUID,
+) -> tuple[Outcome | None, bytes]:
+    """Post the reversal and set voided_at. An expense already voided is returned as it is, and
+    nothing is posted (the Outcome is then None)."""
+    for _ in range(settings.retry_max_attempts):
+        async with engine.connect() as conn:
+            current = await get(conn, group_id, expense_id)
+        if current.voided_at is not None:
+            return None, orjson.dumps(render(current))
+        now = datetime.now(UTC)
+        response = orjson.dumps(render(replace(current, voided_at=now, updated_at=now)))
+        cmd = {
+            "caller": claim.user_id,
+            "claim": claim.doc(status=UPDATED, response=response),
+            "expense_id": expense_id,
+            "expected_version": current.version,
+            "voided_at": now,
+        }
+        try:
+            return await commands.execute(pool, settings, Command.EXPENSE_VOID, group_id, cmd), response
+        except Rejected as exc:
+            if exc.sqlstate not in (commands.EXPENSE_CHANGED, commands.EXPENSE_VOIDED):
+                raise
+    raise DomainError("try-again", "the expense kept changing while it was being voided; retry later")
+
+
+# ---- reads --------------------------------------------------------------------------------------
+
+_COLUMNS = (
+    "id, group_id, description, amount_minor, currency, paid_by, split_type, shares, version,"
+    " created_by, created_at, updated_at, voided_at"
+)
+
+
+def _record(row: Any) -> ExpenseRecord:
+    return ExpenseRecord(
+        id=row.id,
+        group_id=row.group_id,
+        description=row.description,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        paid_by=row.paid_by,
+        split_type=row.split_type,
+        owed=tuple((uuid.UUID(u), int(a)) for u, a in row.shares),
+        version=row.version,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        voided_at=row.voided_at,
+    )
+
+
+async def get(conn: AsyncConnection, group_id: uuid.UUID, expense_id: uuid.UUID) -> ExpenseRecord:
     row = (
         await conn.execute(
-            text(f"SELECT {_COLUMNS} FROM expenses WHERE id = :id AND group_id = :g{suffix}"),
+            text(f"SELECT {_COLUMNS} FROM expenses WHERE id = :id AND group_id = :g"),
             {"id": expense_id, "g": group_id},
         )
     ).first()
@@ -210,86 +326,3 @@ async def list_page(
         {"g": group_id, "limit": limit, **keyset_params(after)},
     )
     return [_record(r) for r in rows]
-
-
-def _not_editable(detail: str) -> ProblemError:
-    return ProblemError(409, "expense-not-editable", detail)
-
-
-async def _reverse_current(conn: AsyncConnection, expense: ExpenseRecord, nets: dict[uuid.UUID, int]) -> None:
-    old = await ledger.expense_entries_of(conn, expense.id, expense.version)
-    if any(user_id not in nets for user_id, _ in old):
-        raise _not_editable("the expense involves someone who is no longer a member")
-    await ledger.post(
-        conn, expense.group_id, ledger.negate(old), ledger.Source("reversal", expense.id, expense.version)
-    )
-
-
-def _old_user_ids(expense: ExpenseRecord) -> set[uuid.UUID]:
-    return {expense.paid_by, *(u for u, _ in expense.owed)}
-
-
-async def update(
-    conn: AsyncConnection, group: GroupRecord, caller: uuid.UUID, expense_id: uuid.UUID, draft: ExpenseDraft
-) -> ExpenseRecord:
-    """Reverse the current version's entries and post the new ones; version + 1."""
-    expense = await get(conn, group.id, expense_id, lock=True)
-    if expense.voided_at is not None:
-        raise _not_editable("a voided expense cannot be edited")
-    nets = await ledger.lock_balances(conn, group.id, caller, _old_user_ids(expense) | draft.user_ids)
-    if not _old_user_ids(expense) <= nets.keys():
-        raise _not_editable("the expense involves someone who is no longer a member")
-    if not draft.user_ids <= nets.keys():
-        missing = sorted(str(u) for u in draft.user_ids - nets.keys())
-        raise validation_error(["body", "participants"], f"not current members: {', '.join(missing)}")
-    await _reverse_current(conn, expense, nets)
-    version = expense.version + 1
-    await conn.execute(
-        text(
-            "UPDATE expenses SET description = :d, amount_minor = :a, paid_by = :p, split_type = :s,"
-            " shares = CAST(:shares AS jsonb), version = :v, updated_at = now() WHERE id = :id"
-        ),
-        {
-            "d": draft.description,
-            "a": draft.amount_minor,
-            "p": draft.paid_by,
-            "s": draft.split_type,
-            "shares": ledger.shares_json(draft.owed),
-            "v": version,
-            "id": expense.id,
-        },
-    )
-    entries = ledger.expense_entries(draft.paid_by, draft.amount_minor, draft.owed)
-    await ledger.post(conn, group.id, entries, ledger.Source("expense", expense.id, version))
-    return ExpenseRecord(
-        expense.id,
-        group.id,
-        draft.description,
-        draft.amount_minor,
-        expense.currency,
-        draft.paid_by,
-        draft.split_type,
-        draft.owed,
-        version,
-        expense.created_by,
-        expense.created_at,
-        None,
-    )
-
-
-async def void(conn: AsyncConnection, group: GroupRecord, caller: uuid.UUID, expense_id: uuid.UUID) -> ExpenseRecord:
-    """Post the reversal and set voided_at; voiding a voided expense returns it and posts nothing."""
-    expense = await get(conn, group.id, expense_id, lock=True)
-    if expense.voided_at is not None:
-        return expense
-    nets = await ledger.lock_balances(conn, group.id, caller, _old_user_ids(expense))
-    if not _old_user_ids(expense) <= nets.keys():
-        raise _not_editable("the expense involves someone who is no longer a member")
-    await _reverse_current(conn, expense, nets)
-    voided_at = (
-        await conn.execute(
-            text("UPDATE expenses SET voided_at = now(), updated_at = now() WHERE id = :id RETURNING voided_at"),
-            {"id": expense.id},
-        )
-    ).scalar_one()
-    return replace(expense, voided_at=voided_at)

@@ -5,16 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.api.pagination import keyset_params
-from app.api.problems import ProblemError, not_found
+from app.core.errors import DomainError, not_found
+from app.core.records import rfc3339
+from app.infra.config import Settings
+from app.infra.db import keyset_params
 from app.infra.ids import new_id
+from app.ledger import commands
+from app.ledger.commands import Command
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupRecord:
     id: uuid.UUID
     name: str
@@ -23,7 +29,7 @@ class GroupRecord:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberRecord:
     user_id: uuid.UUID
     name: str
@@ -44,7 +50,7 @@ async def group_for_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: 
     row = (await conn.execute(_GROUP_FOR_MEMBER, {"group_id": group_id, "user_id": user_id})).first()
     if row is None:
         raise not_found("group")
-    return GroupRecord(row.id, row.name, row.currency, row.created_by, row.created_at)
+    return GroupRecord(**row._mapping)
 
 
 async def group_currency(conn: AsyncConnection, group_id: uuid.UUID) -> str:
@@ -76,7 +82,7 @@ async def create_group(conn: AsyncConnection, name: str, currency: str, creator:
     await conn.execute(
         text("INSERT INTO memberships (group_id, user_id) VALUES (:g, :u)"), {"g": group_id, "u": creator}
     )
-    return GroupRecord(group_id, name, currency, creator, created_at)
+    return GroupRecord(id=group_id, name=name, currency=currency, created_by=creator, created_at=created_at)
 
 
 async def list_groups(
@@ -95,18 +101,18 @@ async def list_groups(
         ),
         {"user_id": user_id, "limit": limit, **keyset_params(after)},
     )
-    return [GroupRecord(r.id, r.name, r.currency, r.created_by, r.created_at) for r in rows]
+    return [GroupRecord(**r._mapping) for r in rows]
 
 
 async def list_members(conn: AsyncConnection, group_id: uuid.UUID) -> list[MemberRecord]:
     rows = await conn.execute(
         text(
-            "SELECT u.id, u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id"
+            "SELECT u.id AS user_id, u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id"
             " WHERE m.group_id = :g ORDER BY u.id"
         ),
         {"g": group_id},
     )
-    return [MemberRecord(r.id, r.name, r.email) for r in rows]
+    return [MemberRecord(**r._mapping) for r in rows]
 
 
 async def find_user_id(conn: AsyncConnection, user_id: uuid.UUID | None, email: str | None) -> uuid.UUID:
@@ -124,7 +130,7 @@ async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.U
     await conn.execute(text("SELECT 1 FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id})
     size = (await conn.execute(text("SELECT count(*) FROM memberships WHERE group_id = :g"), {"g": group_id})).scalar()
     if size is not None and size >= max_members:
-        raise ProblemError(409, "group-full", f"a group has at most {max_members} members")
+        raise DomainError("group-full", f"a group has at most {max_members} members")
     inserted = (
         await conn.execute(
             text(
@@ -134,25 +140,27 @@ async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.U
         )
     ).first()
     if inserted is None:
-        raise ProblemError(409, "already-member", "the user is already a member of this group")
+        raise DomainError("already-member", "the user is already a member of this group")
 
 
-async def remove_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Delete the membership (and its balance slots) only if its net is zero, checked with all of the
-    member's slots locked in slot order, as every other writer locks them."""
-    net = (
-        await conn.execute(
-            text(
-                "SELECT sum(net_minor) FROM (SELECT net_minor FROM balances WHERE group_id = :g AND user_id = :u"
-                " ORDER BY slot FOR UPDATE) b"
-            ),
-            {"g": group_id, "u": user_id},
-        )
-    ).scalar()
-    if net is None:
-        raise not_found("member")
-    if net != 0:
-        raise ProblemError(409, "member-has-balance", "a member whose net balance is not zero cannot be removed")
-    await conn.execute(
-        text("DELETE FROM memberships WHERE group_id = :g AND user_id = :u"), {"g": group_id, "u": user_id}
-    )
+def render(group: GroupRecord) -> dict[str, Any]:
+    """The group on the wire (schema GroupOut): the one place it is rendered."""
+    return {
+        "id": str(group.id),
+        "name": group.name,
+        "currency": group.currency,
+        "created_by": str(group.created_by),
+        "created_at": rfc3339(group.created_at),
+    }
+
+
+def render_member(member: MemberRecord) -> dict[str, Any]:
+    """A member on the wire (schema MemberOut)."""
+    return {"user_id": str(member.user_id), "name": member.name, "email": member.email}
+
+
+async def remove_member(
+    pool: asyncpg.Pool, settings: Settings, *, caller: uuid.UUID, group_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    """Remove a member whose net is zero: one ledger command, checked under the member's slot locks."""
+    await commands.execute(pool, settings, Command.MEMBER_REMOVE, group_id, {"caller": caller, "user_id": user_id})

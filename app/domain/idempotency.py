@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.api.problems import ProblemError
+from app.core.errors import DomainError
 from app.infra.config import Settings
 
 logger = logging.getLogger("quits.idempotency")
@@ -35,8 +35,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # ---- pure leaves -------------------------------------------------------------------------------
 
 
-def _bad_key(detail: str) -> ProblemError:
-    return ProblemError(400, "invalid-idempotency-key", detail)
+def _bad_key(detail: str) -> DomainError:
+    return DomainError("invalid-idempotency-key", detail)
 
 
 def _unquote_sf_string(value: str) -> str:
@@ -135,7 +135,7 @@ class KeysInFlight:
             return
         entry = (user_id, key)
         if entry in self._keys:
-            raise ProblemError(409, "idempotency-key-in-use", "a request with this Idempotency-Key is in progress")
+            raise DomainError("idempotency-key-in-use", "a request with this Idempotency-Key is in progress")
         self._keys.add(entry)
         try:
             yield

@@ -11,69 +11,33 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.api.pagination import keyset_params
-from app.api.problems import validation_error
+from app.core.errors import invalid
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
 from app.core.records import SettlementRecord, rfc3339
 from app.domain.schemas import SettlementIn
 from app.infra.config import Settings
+from app.infra.db import keyset_params
 from app.infra.ids import new_id
 from app.infra.testhooks import Faults
-from app.ledger import service as ledger
+from app.ledger import commands
+from app.ledger.commands import Claim, Command, Outcome
+
+CREATED = 201
+_COLUMNS = "id, group_id, from_user_id, to_user_id, amount_minor, currency, note, created_by, created_at"
 
 
 def parse_settlement_amount(body: SettlementIn, currency: str) -> int:
     """Pure checks before any write: distinct parties and a valid, non-zero amount."""
     if body.from_user_id == body.to_user_id:
-        raise validation_error(["body", "to_user_id"], "from_user_id and to_user_id must differ")
+        raise invalid(("to_user_id",), "from_user_id and to_user_id must differ")
     try:
         return parse_amount(body.amount, currency_decimals(currency))
     except MoneyError as exc:
-        raise validation_error(["body", "amount"], f"amount {exc}") from None
-
-
-async def create(
-    pool: asyncpg.Pool,
-    settings: Settings,
-    claim: ledger.Claim,
-    group_id: uuid.UUID,
-    currency: str,
-    body: SettlementIn,
-    amount_minor: int,
-    creator: uuid.UUID,
-    faults: Faults | None = None,
-) -> ledger.Written:
-    """One round trip: membership and amount <= min(-net(from), net(to)) are checked under the locks."""
-    record = SettlementRecord(
-        new_id(),
-        group_id,
-        body.from_user_id,
-        body.to_user_id,
-        amount_minor,
-        currency,
-        body.note,
-        creator,
-        datetime.now(UTC),
-    )
-    response = orjson.dumps(render(record))
-    return await ledger.create_settlement(pool, settings, claim, record, response, faults)
-
-
-async def list_page(
-    conn: AsyncConnection, group_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
-) -> list[SettlementRecord]:
-    where = "AND (created_at, id) < (:after_at, :after_id)" if after else ""
-    rows = await conn.execute(
-        text(
-            "SELECT id, group_id, from_user_id, to_user_id, amount_minor, currency, note, created_by, created_at"
-            f" FROM settlements WHERE group_id = :g {where} ORDER BY created_at DESC, id DESC LIMIT :limit"
-        ),
-        {"g": group_id, "limit": limit, **keyset_params(after)},
-    )
-    return [SettlementRecord(*r) for r in rows]
+        raise invalid(("amount",), f"amount {exc}") from None
 
 
 def render(s: SettlementRecord) -> dict[str, Any]:
+    """The settlement on the wire (schema SettlementOut): the one place it is rendered."""
     return {
         "id": str(s.id),
         "group_id": str(s.group_id),
@@ -85,3 +49,52 @@ def render(s: SettlementRecord) -> dict[str, Any]:
         "created_by": str(s.created_by),
         "created_at": rfc3339(s.created_at),
     }
+
+
+def _row(s: SettlementRecord) -> dict[str, Any]:
+    return {name: getattr(s, name) for name in _COLUMNS.split(", ")}
+
+
+async def create(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    *,
+    claim: Claim,
+    group_id: uuid.UUID,
+    currency: str,
+    body: SettlementIn,
+    amount_minor: int,
+    faults: Faults | None = None,
+) -> tuple[Outcome, bytes]:
+    """One round trip: membership and amount <= min(-net(from), net(to)) are checked under the locks."""
+    record = SettlementRecord(
+        id=new_id(),
+        group_id=group_id,
+        from_user_id=body.from_user_id,
+        to_user_id=body.to_user_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        note=body.note,
+        created_by=claim.user_id,
+        created_at=datetime.now(UTC),
+    )
+    response = orjson.dumps(render(record))
+    cmd = {"caller": claim.user_id, "claim": claim.doc(status=CREATED, response=response), "settlement": _row(record)}
+    outcome = await commands.execute(
+        pool, settings, Command.SETTLEMENT_CREATE, group_id, cmd, faults=faults, decimals=currency_decimals(currency)
+    )
+    return outcome, response
+
+
+async def list_page(
+    conn: AsyncConnection, group_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+) -> list[SettlementRecord]:
+    where = "AND (created_at, id) < (:after_at, :after_id)" if after else ""
+    rows = await conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM settlements WHERE group_id = :g {where}"
+            " ORDER BY created_at DESC, id DESC LIMIT :limit"
+        ),
+        {"g": group_id, "limit": limit, **keyset_params(after)},
+    )
+    return [SettlementRecord(**r._mapping) for r in rows]

@@ -7,11 +7,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.api.problems import ProblemError
+from app.core.errors import DomainError
+from app.core.records import rfc3339
 from app.infra.cache import BoundedCache
 from app.infra.ids import new_id
 
@@ -20,7 +22,7 @@ MAX_TOKEN_LENGTH = 200
 _CACHE_SIZE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserRecord:
     id: uuid.UUID
     name: str
@@ -67,8 +69,8 @@ async def create_user(conn: AsyncConnection, name: str, email: str) -> tuple[Use
     params = {"id": user_id, "name": name, "email": email, "token_hash": hash_token(token)}
     created_at = (await conn.execute(_INSERT_USER, params)).scalar_one_or_none()
     if created_at is None:
-        raise ProblemError(409, "email-taken", "a user with this email already exists")
-    return UserRecord(user_id, name, email, created_at), token
+        raise DomainError("email-taken", "a user with this email already exists")
+    return UserRecord(id=user_id, name=name, email=email, created_at=created_at), token
 
 
 async def user_by_token(conn: AsyncConnection, token: str) -> UserRecord | None:
@@ -77,4 +79,9 @@ async def user_by_token(conn: AsyncConnection, token: str) -> UserRecord | None:
             text("SELECT id, name, email, created_at FROM users WHERE token_hash = :h"), {"h": hash_token(token)}
         )
     ).first()
-    return UserRecord(row.id, row.name, row.email, row.created_at) if row else None
+    return UserRecord(**row._mapping) if row else None
+
+
+def render(user: UserRecord) -> dict[str, Any]:
+    """The user on the wire (schema UserOut): the one place it is rendered."""
+    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": rfc3339(user.created_at)}

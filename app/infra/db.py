@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import uuid
 import warnings
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -144,3 +146,8 @@ def make_engine(url: URL, settings: Settings) -> AsyncEngine:
             "command_timeout": settings.statement_timeout_ms / 1000 + 5,
         },
     )
+
+
+def keyset_params(after: tuple[datetime, uuid.UUID] | None) -> dict[str, object]:
+    """Bind values for `(created_at, id) < (:after_at, :after_id)`."""
+    return {"after_at": after[0] if after else None, "after_id": after[1] if after else None}

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app.api.problems import ProblemError
+from app.core.errors import DomainError
 from app.infra.config import Settings
 
 logger = logging.getLogger("quits.tx")
@@ -45,8 +45,8 @@ def backoff_s(attempt: int, settings: Settings) -> float:
     return random.uniform(0, cap_ms) / 1000.0
 
 
-def unavailable(settings: Settings, detail: str) -> ProblemError:
-    return ProblemError(503, "try-again", detail, headers={"Retry-After": str(settings.retry_after_s)})
+def unavailable(detail: str) -> DomainError:
+    return DomainError("try-again", detail)
 
 
 async def with_retries(settings: Settings, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -61,13 +61,13 @@ async def with_retries(settings: Settings, attempt: Callable[[], Awaitable[T]]) 
         except (DBAPIError, asyncpg.PostgresError) as exc:
             code = sqlstate(exc)
             if code == QUERY_CANCELED:
-                raise unavailable(settings, "the database did not answer in time") from exc
+                raise unavailable("the database did not answer in time") from exc
             if code not in RETRYABLE:
                 raise
             logger.warning("transient conflict %s, attempt %d of %d", code, number + 1, settings.retry_max_attempts)
             if number + 1 < settings.retry_max_attempts:
                 await asyncio.sleep(backoff_s(number, settings))
-    raise unavailable(settings, "the write conflicted with concurrent writes; retry later")
+    raise unavailable("the write conflicted with concurrent writes; retry later")
 
 
 async def run_transaction(

@@ -21,9 +21,7 @@ Revises: d4f6b8c0e005
 Create Date: 2026-11-26 09:00:00+00:00
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 from alembic import op
 
@@ -58,27 +56,70 @@ UUID7_PORTABLE = (
     " PLACING substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)"
     " FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
 )
-RANDOM_ENTRY_ID = "SELECT gen_random_uuid(), v_posting"
-ORDERED_ENTRY_ID = "SELECT quits_uuid7(), v_posting"
+# quits_post with time-ordered entry ids (upgrade) and as migration c3e5a7b9d003 created it (downgrade):
+# frozen copies, so this migration never loads or patches another.
+POST_ORDERED_IDS = """
+CREATE OR REPLACE FUNCTION quits_post(
+    p_group uuid, p_users uuid[], p_amounts bigint[], p_kind text,
+    p_expense_id uuid, p_expense_version int, p_settlement_id uuid, p_slot int
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_posting uuid := gen_random_uuid();
+    v_moved int;
+BEGIN
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(p_amounts) a) <> 0 THEN
+        RAISE EXCEPTION 'posting does not sum to zero' USING ERRCODE = 'QU500';
+    END IF;
+    INSERT INTO ledger_entries
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
+    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version,
+           p_settlement_id
+    FROM unnest(p_users, p_amounts) WITH ORDINALITY AS t(u, a, n)
+    ORDER BY t.n;
+    UPDATE balances b SET net_minor = b.net_minor + d.delta
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(p_users, p_amounts) AS t(u, a) GROUP BY t.u) d
+    WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(p_users) u) THEN
+        RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QU500';
+    END IF;
+END $$
+"""
 
-
-def _balance_slots_post() -> str:
-    """quits_post as migration c3e5a7b9d003 created it (this one swaps its entry-id expression)."""
-    path = Path(__file__).with_name("20261126_0600_c3e5a7b9d003_balance_slots.py")
-    spec = importlib.util.spec_from_file_location("quits_migration_c3e5a7b9d003", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    post: str = module.POST.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
-    assert RANDOM_ENTRY_ID in post, "quits_post's entry-id expression was not found"
-    return post
+POST_RANDOM_IDS = """
+CREATE OR REPLACE FUNCTION quits_post(
+    p_group uuid, p_users uuid[], p_amounts bigint[], p_kind text,
+    p_expense_id uuid, p_expense_version int, p_settlement_id uuid, p_slot int
+) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_posting uuid := gen_random_uuid();
+    v_moved int;
+BEGIN
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(p_amounts) a) <> 0 THEN
+        RAISE EXCEPTION 'posting does not sum to zero' USING ERRCODE = 'QU500';
+    END IF;
+    INSERT INTO ledger_entries
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
+    SELECT gen_random_uuid(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version,
+           p_settlement_id
+    FROM unnest(p_users, p_amounts) WITH ORDINALITY AS t(u, a, n)
+    ORDER BY t.n;
+    UPDATE balances b SET net_minor = b.net_minor + d.delta
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(p_users, p_amounts) AS t(u, a) GROUP BY t.u) d
+    WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(p_users) u) THEN
+        RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QU500';
+    END IF;
+END $$
+"""
 
 
 def upgrade() -> None:
     native = op.get_bind().exec_driver_sql("SHOW server_version_num").scalar_one()
     body = UUID7_NATIVE if int(native) >= 180000 else UUID7_PORTABLE
     op.execute(f"CREATE FUNCTION quits_uuid7() RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$ {body} $$")
-    op.execute(_balance_slots_post().replace(RANDOM_ENTRY_ID, ORDERED_ENTRY_ID))
+    op.execute(POST_ORDERED_IDS)
     for name, (base, rule) in DOMAINS.items():
         op.execute(f"CREATE DOMAIN {name} AS {base} CONSTRAINT {name}_check CHECK ({rule})")
     for table, column, domain, constraint in COLUMNS:
@@ -94,5 +135,5 @@ def downgrade() -> None:
         )
     for name in DOMAINS:
         op.execute(f"DROP DOMAIN {name}")
-    op.execute(_balance_slots_post())
+    op.execute(POST_RANDOM_IDS)
     op.execute("DROP FUNCTION quits_uuid7()")

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Annotated, Any
+from uuid import UUID
 
 import httpx
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
+from starlette.responses import Response
 
 from app.api import hotpath
+from app.api.deps import CurrentUser
+from app.api.expenses import IdempotencyKeyHeader, post_expense
+from app.api.settlements import post_settlement
+from app.domain.schemas import ExpenseIn, SettlementIn
 from tests.api import Api, Who, assert_problem
 from tests.dbutil import counts
 
@@ -20,17 +29,60 @@ FRAMEWORK = {"Content-Type": "application/json; charset=utf-8"}  # not taken by 
 
 
 @pytest.fixture
-def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+def taken(monkeypatch: pytest.MonkeyPatch, client: TestClient) -> Iterator[Counter[str]]:
     """Counts the requests the fast path served itself, per route."""
     calls: Counter[str] = Counter()
-    for name, (model, endpoint) in list(hotpath._ROUTES.items()):
+    routes: dict[str, hotpath.HotRoute] = client.app.state.hot_routes  # type: ignore[attr-defined]
+    for name, route in list(routes.items()):
 
-        async def counted(*args: Any, _name: str = name, _endpoint: Any = endpoint) -> Any:
+        async def counted(*args: Any, _name: str = name, _endpoint: Any = route.endpoint, **kwargs: Any) -> Any:
             calls[_name] += 1
-            return await _endpoint(*args)
+            return await _endpoint(*args, **kwargs)
 
-        monkeypatch.setitem(hotpath._ROUTES, name, (model, counted))
+        monkeypatch.setitem(routes, name, replace(route, endpoint=counted))
     yield calls
+
+
+def _app_with(extra: Any) -> FastAPI:
+    """An app whose expense route takes one more parameter than the hot path supplies."""
+    app, router = FastAPI(), APIRouter()
+
+    async def post_expense(
+        group_id: UUID, body: ExpenseIn, request: Request, user: CurrentUser, more: extra,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response:
+        raise AssertionError("never called")
+
+    async def post_settlement(
+        group_id: UUID, body: SettlementIn, request: Request, user: CurrentUser,
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response:
+        raise AssertionError("never called")
+
+    post_expense.__annotations__["more"] = extra  # this module's annotations are strings; give the real one
+    router.post("/groups/{group_id}/expenses")(post_expense)
+    router.post("/groups/{group_id}/settlements")(post_settlement)
+    app.include_router(router, prefix="/v1")
+    return app
+
+
+async def _one() -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [Annotated[int, Depends(_one)], Annotated[str | None, Query()], Annotated[str | None, Header(alias="X-Other")]],
+    ids=["dependency", "query", "header"],
+)
+def test_a_hot_route_that_gains_a_parameter_fails_loudly_at_startup(extra: Any) -> None:
+    with pytest.raises(RuntimeError, match=r"hot path cannot serve /v1/groups/\{group_id\}/expenses"):
+        hotpath.hot_routes(_app_with(extra))
+
+
+def test_the_hot_table_is_built_from_the_apps_own_routes(client: TestClient) -> None:
+    routes = client.app.state.hot_routes  # type: ignore[attr-defined]
+    assert routes["expenses"].endpoint is post_expense and routes["settlements"].endpoint is post_settlement
 
 
 def _post(api: Api, path: str, who: Who, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:

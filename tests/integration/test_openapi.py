@@ -134,8 +134,15 @@ def test_bearer_security_on_every_v1_operation_but_registration(spec: dict[str, 
             assert unauthorized["headers"]["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"], (method, path)
 
 
-def test_idempotency_key_on_both_posts_and_only_there(spec: dict[str, Any]) -> None:
-    idempotent = {("post", "/v1/groups/{group_id}/expenses"), ("post", "/v1/groups/{group_id}/settlements")}
+def test_idempotency_key_on_the_financial_writes_and_only_there(spec: dict[str, Any]) -> None:
+    # Contract v2: the two POSTs, and PUT and DELETE of an expense.
+    expense = "/v1/groups/{group_id}/expenses/{expense_id}"
+    idempotent = {
+        ("post", "/v1/groups/{group_id}/expenses"),
+        ("post", "/v1/groups/{group_id}/settlements"),
+        ("put", expense),
+        ("delete", expense),
+    }
     for path, method, op in operations(spec):
         header = param(op, "Idempotency-Key")
         if (method, path) not in idempotent:
@@ -146,7 +153,8 @@ def test_idempotency_key_on_both_posts_and_only_there(spec: dict[str, Any]) -> N
         for rule in ("24 hours", "idempotency-key-reused", "idempotency-key-in-use", "400", "RFC 8941"):
             assert rule in header["description"], rule
         assert {"400", "409", "422"} <= set(op["responses"])
-        assert "Idempotent-Replayed" in op["responses"]["201"]["headers"]
+        success = "201" if method == "post" else "200"
+        assert "Idempotent-Replayed" in op["responses"][success]["headers"]
 
 
 def test_pagination_parameters(spec: dict[str, Any]) -> None:

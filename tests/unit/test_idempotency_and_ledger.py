@@ -4,9 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.api.problems import ProblemError
+from app.api.problems import status_of
+from app.core.errors import DomainError
 from app.domain.idempotency import canonical_json, fingerprint, parse_key
-from app.ledger.service import LedgerInvariantError, check_balanced, expense_entries, negate, suggest_payments
+from app.ledger.postings import LedgerInvariantError, check_balanced, expense_entries, negate, suggest_payments
 
 
 @pytest.mark.parametrize(
@@ -29,9 +30,9 @@ def test_valid_keys(raw: str | None, key: str | None) -> None:
     "raw", ["", '""', "x" * 256, "caf\u00e9", "tab\there", '"open', '"bad\\escape"', '"a"b"', "\x00", "line\nbreak"]
 )
 def test_invalid_keys_are_400(raw: str) -> None:
-    with pytest.raises(ProblemError) as exc:
+    with pytest.raises(DomainError) as exc:
         parse_key(raw)
-    assert exc.value.status == 400
+    assert status_of(exc.value) == 400
 
 
 def test_canonical_json_sorts_keys_and_keeps_values_as_sent() -> None:
@@ -83,10 +84,10 @@ def test_keys_in_flight_refuse_a_second_holder_until_released() -> None:
     keys = KeysInFlight()
     user, other = uuid.UUID(int=1), uuid.UUID(int=2)
     with keys.hold(user, "k"):
-        with pytest.raises(ProblemError) as exc:
+        with pytest.raises(DomainError) as exc:
             with keys.hold(user, "k"):
                 pass
-        assert exc.value.status == 409 and exc.value.slug == "idempotency-key-in-use"
+        assert status_of(exc.value) == 409 and exc.value.code == "idempotency-key-in-use"
         with keys.hold(other, "k"), keys.hold(user, None), keys.hold(user, None):
             pass  # another user's key, and requests without a key, are independent
     with keys.hold(user, "k"):

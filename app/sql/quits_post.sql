@@ -1,0 +1,33 @@
+-- The only writer of ledger entries and balances. Inserts one balanced posting, p_entries as
+-- [[user_id, amount_minor], ...] in order, and moves slot p_slot of each user's balance. The caller
+-- has already locked those balance rows (quits_lock_slot or quits_lock_members), after inserting
+-- or locking the expense or settlement the entries cite. QUL00: a broken invariant (a bug).
+CREATE OR REPLACE FUNCTION quits_post(
+    p_group uuid, p_entries jsonb, p_kind text,
+    p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
+) RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_posting uuid := gen_random_uuid();
+    v_moved integer;
+BEGIN
+    IF (SELECT coalesce(sum((e->>1)::bigint), 1) FROM jsonb_array_elements(p_entries) e) <> 0 THEN
+        RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
+    END IF;
+    INSERT INTO ledger_entries
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
+    SELECT quits_uuid7(), v_posting, p_group, (t.e->>0)::uuid, (t.e->>1)::bigint, p_kind,
+           p_expense_id, p_expense_version, p_settlement_id
+    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n)
+    ORDER BY t.n;
+    UPDATE balances b SET net_minor = b.net_minor + d.delta
+    FROM (SELECT (e->>0)::uuid AS u, sum((e->>1)::bigint) AS delta
+          FROM jsonb_array_elements(p_entries) e GROUP BY 1) d
+    WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> (SELECT count(DISTINCT e->>0) FROM jsonb_array_elements(p_entries) e) THEN
+        RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
+    END IF;
+END
+$$;
