@@ -26,8 +26,8 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(PY) -m ruff check app tests bench scripts
-	$(PY) -m mypy app
+	$(PY) -m ruff check app tests bench scripts migrations
+	$(PY) -m mypy app migrations
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -23,8 +23,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import DOMAIN, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.core.money import MAX_MINOR
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -34,9 +36,13 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-# Single-column rules live in domains (migration e5a7c9d1f006 says why), named beside their columns;
-# quits_amount_minor's upper bound is app.money.MAX_MINOR. Rules over several columns stay table
-# CHECK constraints.
+# Single-column rules live in domains (migration e5a7c9d1f006 says why); rules over several columns
+# stay table CHECK constraints. quits_amount_minor's bound is app.core.money.MAX_MINOR.
+AMOUNT_MINOR = DOMAIN("quits_amount_minor", BigInteger(), check=f"VALUE > 0 AND VALUE <= {MAX_MINOR}")
+SPLIT_TYPE = DOMAIN("quits_split_type", String(16), check="VALUE IN ('equal', 'percentage', 'exact', 'shares')")
+VERSION = DOMAIN("quits_version", Integer(), check="VALUE >= 1")
+ENTRY_KIND = DOMAIN("quits_entry_kind", String(16), check="VALUE IN ('expense', 'reversal', 'settlement')")
+BALANCE_SLOT = DOMAIN("quits_balance_slot", SmallInteger(), check="VALUE >= 0 AND VALUE < quits_balance_slots()")
 
 
 
@@ -87,7 +93,7 @@ class Balance(Base):
     __tablename__ = "balances"
     group_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    slot: Mapped[int] = mapped_column(SmallInteger, primary_key=True)  # domain quits_balance_slot
+    slot: Mapped[int] = mapped_column(BALANCE_SLOT, primary_key=True)
     net_minor: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     __table_args__ = (
         ForeignKeyConstraint(
@@ -105,13 +111,13 @@ class Expense(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     description: Mapped[str] = mapped_column(String(500), nullable=False)
-    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)  # domain quits_amount_minor
+    amount_minor: Mapped[int] = mapped_column(AMOUNT_MINOR, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     paid_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
-    split_type: Mapped[str] = mapped_column(String(16), nullable=False)  # domain quits_split_type
+    split_type: Mapped[str] = mapped_column(SPLIT_TYPE, nullable=False)
     # [[user_id, owed_minor], ...] ascending user_id; the ledger holds the same facts as entries.
     shares: Mapped[list[list[object]]] = mapped_column(JSONB, nullable=False)
-    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")  # domain quits_version
+    version: Mapped[int] = mapped_column(VERSION, nullable=False, server_default="1")
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -127,7 +133,7 @@ class Settlement(Base):
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     from_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     to_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
-    amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)  # domain quits_amount_minor
+    amount_minor: Mapped[int] = mapped_column(AMOUNT_MINOR, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
@@ -152,7 +158,7 @@ class LedgerEntry(Base):
     group_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     amount_minor: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # domain quits_entry_kind
+    kind: Mapped[str] = mapped_column(ENTRY_KIND, nullable=False)
     expense_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     expense_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settlement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)

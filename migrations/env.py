@@ -5,7 +5,7 @@ import logging.config
 
 from alembic import context
 from sqlalchemy import pool, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.infra.config import get_settings
@@ -20,7 +20,7 @@ target_metadata = Base.metadata
 MIGRATION_LOCK_ID = 0x71756974  # pg_advisory_lock key: concurrent workers migrate one at a time
 
 
-def _url():  # type: ignore[no-untyped-def]
+def _url() -> tuple[URL, bool]:
     explicit = config.attributes.get("database_url")
     if explicit:
         return normalise_url(explicit), False

@@ -12,6 +12,7 @@ from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_m
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, raw_json, respond, time_page
 from app.core.errors import DomainError
+from app.core.splits import MAX_PARTICIPANTS
 from app.domain import expenses as svc
 from app.domain.groups import group_for_member
 from app.domain.idempotency import REPLAYED_HEADER, fingerprint, parse_key
@@ -89,7 +90,7 @@ async def post_expense(
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:
-        draft = svc.draft_expense(body, currency, settings.max_participants)
+        draft = svc.draft_expense(body, currency, MAX_PARTICIPANTS)
     except DomainError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
@@ -157,7 +158,7 @@ async def put_expense(
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
-    draft = svc.draft_expense(body, group.currency, settings.max_participants)
+    draft = svc.draft_expense(body, group.currency, MAX_PARTICIPANTS)
     async with admitted(request, claim, group_id, request.app.state.settle_gate):
         outcome, rendered = await svc.update(
             request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, expense_id=expense_id,

@@ -16,14 +16,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.pagination import MAX_CURSOR_LENGTH
+from app.api.pagination import MAX_CURSOR_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from app.core.money import MONEY_PATTERN
 from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.domain.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
+from app.infra.config import Settings
 
-MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
-SIGNED_MONEY_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
-PERCENTAGE_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]{1,4})?$"
+BODY_LIMIT_KIB = Settings.model_fields["max_body_bytes"].default // 1024
 
 BEARER_SCHEME = "bearerAuth"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -42,13 +42,14 @@ DECISIONS = f"""
   `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
   a malformed path UUID, `limit` or body is a 422 too; a `cursor` the list did not issue or a bad
   `Idempotency-Key` is a 400.
-  An unknown path is a 404, an undeclared method a 405, a request body over 256 KiB a 413 (all problem details).
+  An unknown path is a 404, an undeclared method a 405, a request body over {BODY_LIMIT_KIB} KiB a 413
+  (all problem details).
 - **Money** is a decimal string (`{MONEY_PATTERN}`) with no more decimals than the group's currency
   has, at most 10^12 minor units; responses render the currency's full decimals, signed amounts
   (nets, ledger entries) with a leading `-`. Expense and settlement amounts must be greater than zero.
 - **Text** fields (names, emails, descriptions, notes) must not contain NUL (U+0000): 422.
-- **Lists** are newest first and keyset-paginated: `?limit=` (1..200, default 50) and the opaque
-  `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
+- **Lists** are newest first and keyset-paginated: `?limit=` (1..{PAGE_LIMIT_MAX}, default
+  {PAGE_LIMIT_DEFAULT}) and the opaque `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
 - **Database unavailable** (or contention that outlasts the bounded retries): 503 problem with
   `Retry-After`; nothing was written. `GET /health` then answers 503
   `{{"status": "degraded", "database": "unavailable"}}`.
@@ -114,7 +115,8 @@ ERROR_DESCRIPTIONS: dict[str, str] = {
     "401": "Missing or invalid bearer token",
     "404": "Not found, or not visible to the caller (a group they are not a member of)",
     "409": "Conflict",
-    "413": "`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, 256 KiB by default)",
+    "413": f"`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, {BODY_LIMIT_KIB} KiB"
+    " by default)",
     "422": "Invalid request (body, path or query parameter); nothing was written",
     "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
 }
@@ -217,8 +219,12 @@ def _document_parameters(op: dict[str, Any]) -> None:
     for param in op.get("parameters", []):
         name, where = param["name"], param["in"]
         if where == "query" and name == "limit":
-            param["schema"] = {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}
-            param["description"] = "Page size, 1..200 (default 50). Out of range or not an integer: 422."
+            param["schema"] = {
+                "type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT
+            }
+            param["description"] = (
+                f"Page size, 1..{PAGE_LIMIT_MAX} (default {PAGE_LIMIT_DEFAULT}). Out of range or not an integer: 422."
+            )
         elif where == "query" and name == "cursor":
             param["schema"] = {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH}
             param["description"] = (

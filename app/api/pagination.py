@@ -12,9 +12,11 @@ from uuid import UUID
 from fastapi import Depends, Query
 
 from app.core.errors import DomainError
-from app.infra.config import get_settings
 
 MAX_CURSOR_LENGTH = 200
+PAGE_LIMIT_DEFAULT = 50  # the contract's page bounds
+PAGE_LIMIT_MAX = 200
+_LIMIT_HELP = f"Page size, 1..{PAGE_LIMIT_MAX} (default {PAGE_LIMIT_DEFAULT})."
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +66,12 @@ def decode_cursor(text: str) -> Cursor:
 
 
 async def page_params(
-    limit: Annotated[int | None, Query(ge=1, le=200, description="Page size, 1..200 (default 50).")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=PAGE_LIMIT_MAX, description=_LIMIT_HELP)] = None,
     cursor: Annotated[
         str | None, Query(min_length=1, max_length=MAX_CURSOR_LENGTH, description="Opaque cursor from next_cursor.")
     ] = None,
 ) -> PageParams:
-    settings = get_settings()
-    size = settings.page_limit_default if limit is None else min(limit, settings.page_limit_max)
+    size = PAGE_LIMIT_DEFAULT if limit is None else limit
     return PageParams(limit=size, after=decode_cursor(cursor) if cursor is not None else None)
 
 

@@ -17,7 +17,10 @@ MAX_MINOR = 10**12
 
 _MAX_TEXT_LEN = 40
 _MAX_DECIMALS = 18
-_DECIMAL_RE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?", re.ASCII)
+MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
+"""The wire grammar of an amount (the contract's); parse_decimal enforces it."""
+SIGNED_MONEY_PATTERN = MONEY_PATTERN.replace("^", "^-?", 1)
+_DECIMAL_RE = re.compile(MONEY_PATTERN.strip("^$"), re.ASCII)
 _CODE_RE = re.compile(r"[A-Z]{3}", re.ASCII)
 _GRAMMAR_MSG = 'must be a decimal string like "12.34" (ASCII digits only, no sign, exponent, spaces or leading zeros)'
 
@@ -79,7 +82,7 @@ def parse_decimal(text: object, decimals: int) -> int:
     match = _DECIMAL_RE.fullmatch(text)
     if match is None:
         raise MoneyError(_GRAMMAR_MSG)
-    whole, fraction = match.group(1), match.group(2) or ""
+    whole, fraction = match.group(1), (match.group(2) or ".")[1:]
     if len(fraction) > decimals:
         raise MoneyError(_too_many_decimals_msg(decimals))
     scale: int = 10**decimals

@@ -14,9 +14,12 @@ from app.core.money import MAX_MINOR, MoneyError, parse_decimal
 
 Allocation = list[tuple[UUID, int]]
 
-DEFAULT_MAX_PARTICIPANTS = 200
-PERCENT_SCALE = 10**4
+MAX_PARTICIPANTS = 200  # the contract's bound on an expense's participants
+DEFAULT_MAX_PARTICIPANTS = MAX_PARTICIPANTS
+PERCENT_DECIMALS = 4
+PERCENT_SCALE = 10**PERCENT_DECIMALS
 """Percentages are integers in units of 10^-4 percent."""
+PERCENTAGE_PATTERN = rf"^(0|[1-9][0-9]*)(\.[0-9]{{1,{PERCENT_DECIMALS}}})?$"
 FULL_PERCENT = 100 * PERCENT_SCALE
 MAX_SHARE = 10**6
 
@@ -120,7 +123,7 @@ def _render_percentage(scaled: int) -> str:
 def parse_percentage(text: object) -> int:
     """Parse "33.33" (max 4 decimals, 0 < p <= 100) into 10^-4 units: 333300."""
     try:
-        scaled = parse_decimal(text, 4)
+        scaled = parse_decimal(text, PERCENT_DECIMALS)
     except MoneyError as exc:
         raise SplitError(f"percentage {exc}") from None
     if not 0 < scaled <= FULL_PERCENT:

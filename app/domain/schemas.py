@@ -8,6 +8,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
+from app.core.money import MONEY_PATTERN, SIGNED_MONEY_PATTERN
+from app.core.splits import MAX_PARTICIPANTS, PERCENTAGE_PATTERN
+
 
 def _storable(value: str) -> str:
     """PostgreSQL text cannot hold NUL: reject it as a 422 instead of failing the INSERT with a 500."""
@@ -24,8 +27,6 @@ Description = Annotated[StrictStr, StringConstraints(min_length=1, max_length=50
 Note = Annotated[StrictStr, StringConstraints(max_length=500), Storable]
 # The money grammar itself (and the currency's decimals) is checked by app.money; this bounds the size.
 # `json_schema_extra` patterns document the grammar without changing validation (app.money owns it).
-MONEY_PATTERN = r"^(0|[1-9][0-9]*)(\.[0-9]+)?$"
-SIGNED_MONEY_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
 MoneyStr = Annotated[
     StrictStr,
     Field(
@@ -120,7 +121,7 @@ class ParticipantIn(Strict):
                 max_length=20,
                 description="split_type percentage: decimal string, at most 4 decimals, 0 < p <= 100; all sum to 100.",
                 examples=["33.33"],
-                json_schema_extra={"pattern": r"^(0|[1-9][0-9]*)(\.[0-9]{1,4})?$"},
+                json_schema_extra={"pattern": PERCENTAGE_PATTERN},
             ),
         ]
         | None
@@ -144,7 +145,7 @@ class ExpenseIn(Strict):
     currency: CurrencyCode | None = None
     paid_by: UUID
     split_type: SplitType
-    participants: Annotated[list[ParticipantIn], Field(min_length=1, max_length=200)]
+    participants: Annotated[list[ParticipantIn], Field(min_length=1, max_length=MAX_PARTICIPANTS)]
 
 
 class ShareOut(BaseModel):

@@ -41,13 +41,6 @@ class Settings(BaseSettings):
     hot_path: bool = True
 
     # Limits on input.
-    page_limit_default: int = Field(default=50, ge=1, le=200)
-    page_limit_max: int = Field(default=200, ge=1, le=200)
-    max_name_length: int = Field(default=100, ge=1, le=1_000)
-    max_email_length: int = Field(default=254, ge=3, le=1_000)
-    max_description_length: int = Field(default=500, ge=1, le=10_000)
-    max_note_length: int = Field(default=500, ge=1, le=10_000)
-    max_participants: int = Field(default=200, ge=1, le=200)
     max_group_members: int = Field(default=1_000, ge=2, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1_024, le=16 * 1024 * 1024)
 

@@ -694,14 +694,26 @@ PREVIOUS_SIGNATURES = {
 }
 
 
+# The slot count has one definition, quits_balance_slots(); the slot domain's rule uses it too.
+SLOT_RULE = "VALUE >= 0 AND VALUE < quits_balance_slots()"
+PREVIOUS_SLOT_RULE = "VALUE >= 0 AND VALUE < 8"
+
+
+def _slot_rule(rule: str) -> None:
+    op.execute("ALTER DOMAIN quits_balance_slot DROP CONSTRAINT quits_balance_slot_check")
+    op.execute(f"ALTER DOMAIN quits_balance_slot ADD CONSTRAINT quits_balance_slot_check CHECK ({rule})")
+
+
 def upgrade() -> None:
     for name, args in PREVIOUS_SIGNATURES.items():
         op.execute(f"DROP FUNCTION {name}({args})")
     for sql in FUNCTIONS.values():
         op.execute(sql)
+    _slot_rule(SLOT_RULE)
 
 
 def downgrade() -> None:
+    _slot_rule(PREVIOUS_SLOT_RULE)
     for name, args in reversed(SIGNATURES.items()):
         op.execute(f"DROP FUNCTION {name}({args})")
     for sql in PREVIOUS.values():

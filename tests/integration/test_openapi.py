@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from app.api.openapi import MONEY_PATTERN, OPERATION_ERRORS, SIGNED_MONEY_PATTERN
+from app.api.openapi import OPERATION_ERRORS
+from app.core.money import MONEY_PATTERN, SIGNED_MONEY_PATTERN
 from app.infra.config import PROJECT_ROOT
 from app.main import create_app
 from scripts.export_openapi import DEFAULT_OUTPUT, render
