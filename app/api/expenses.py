@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
@@ -12,6 +13,7 @@ from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_m
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, raw_json, respond, time_page
 from app.core.errors import DomainError
+from app.core.records import ExpenseRecord
 from app.core.splits import MAX_PARTICIPANTS
 from app.domain import expenses as svc
 from app.domain.groups import group_for_member
@@ -38,6 +40,20 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+MAX_ETAG_LENGTH = 64
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=1_000,
+        description=(
+            "Optional. The `ETag` of the version the edit or void is based on (or `*`). If the expense has "
+            "changed since (another edit or a void), 412 precondition-failed and nothing is written."
+        ),
+    ),
+]
+
+
 def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> Claim:
     """Parse the Idempotency-Key (400 if malformed) and fingerprint the request it guards."""
     key = parse_key(raw_key)
@@ -55,12 +71,41 @@ async def admitted(request: Request, claim: Claim, group_id: UUID, gate: GroupGa
             yield
 
 
-def outcome_response(outcome: Outcome | None, rendered: bytes, status_code: int) -> Response:
+def outcome_response(
+    outcome: Outcome | None, rendered: bytes, status_code: int, headers: dict[str, str] | None = None
+) -> Response:
     """The stored response for a replay, else the one the service rendered before writing."""
     if outcome is not None and outcome.replayed:
         assert outcome.status is not None and outcome.body is not None
-        return raw_json(outcome.body, outcome.status, {REPLAYED_HEADER: "true"})
-    return raw_json(rendered, status_code)
+        return raw_json(outcome.body, outcome.status, {**(headers or {}), REPLAYED_HEADER: "true"})
+    return raw_json(rendered, status_code, headers)
+
+
+def parse_if_match(raw: str | None) -> frozenset[str] | None:
+    """If-Match: None when absent; else its entity tags (or "*"). A weak tag never matches (RFC 9110)."""
+    if raw is None:
+        return None
+    tags = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    if not tags or any(len(t) > MAX_ETAG_LENGTH for t in tags):
+        raise invalid_header("If-Match must list entity tags, or be *")
+    return tags
+
+
+def invalid_header(detail: str) -> DomainError:
+    return DomainError("invalid-header", detail)
+
+
+def _expense_headers(expense: ExpenseRecord) -> dict[str, str]:
+    return {"ETag": svc.etag(expense)}
+
+
+def created_headers(group_id: UUID, body: bytes, kind: str) -> dict[str, str]:
+    """Location (and, for an expense, ETag: a new expense is version 1) of a created resource."""
+    resource_id = orjson.loads(body)["id"]
+    headers = {"Location": f"/v1/groups/{group_id}/{kind}/{resource_id}"}
+    if kind == "expenses":
+        headers["ETag"] = '"1"'
+    return headers
 
 
 @router.post(
@@ -104,7 +149,7 @@ async def post_expense(
             draft=draft,
             faults=faults_for(request, settings),
         )
-    return outcome_response(outcome, rendered, svc.CREATED)
+    return outcome_response(outcome, rendered, svc.CREATED, created_headers(group_id, rendered, "expenses"))
 
 
 @router.get(
@@ -131,7 +176,8 @@ async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, pa
 async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
-        return respond(svc.render(await svc.get(conn, group_id, expense_id)))
+        expense = await svc.get(conn, group_id, expense_id)
+    return respond(svc.render(expense), headers=_expense_headers(expense))
 
 
 @router.put(
@@ -154,17 +200,25 @@ async def put_expense(
     engine: EngineDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    if_match: IfMatchHeader = None,
 ) -> Response:
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
+    preconditions = parse_if_match(if_match)
     async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
     draft = svc.draft_expense(body, group.currency, MAX_PARTICIPANTS)
     async with admitted(request, claim, group_id, request.app.state.settle_gate):
-        outcome, rendered = await svc.update(
-            request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, expense_id=expense_id,
+        outcome, expense = await svc.update(
+            request.app.state.write_pool,
+            engine,
+            settings,
+            claim=claim,
+            group_id=group_id,
+            expense_id=expense_id,
             draft=draft,
+            if_match=preconditions,
         )
-    return outcome_response(outcome, rendered, svc.UPDATED)
+    return outcome_response(outcome, orjson.dumps(svc.render(expense)), svc.UPDATED, _expense_headers(expense))
 
 
 @router.delete(
@@ -187,12 +241,20 @@ async def delete_expense(
     engine: EngineDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    if_match: IfMatchHeader = None,
 ) -> Response:
     claim = claim_for(request, user.id, idempotency_key, settings, b"")
+    preconditions = parse_if_match(if_match)
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
     async with admitted(request, claim, group_id, request.app.state.settle_gate):
-        outcome, rendered = await svc.void(
-            request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, expense_id=expense_id
+        outcome, expense = await svc.void(
+            request.app.state.write_pool,
+            engine,
+            settings,
+            claim=claim,
+            group_id=group_id,
+            expense_id=expense_id,
+            if_match=preconditions,
         )
-    return outcome_response(outcome, rendered, svc.UPDATED)
+    return outcome_response(outcome, orjson.dumps(svc.render(expense)), svc.UPDATED, _expense_headers(expense))

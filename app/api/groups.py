@@ -30,7 +30,7 @@ async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, se
     if not is_currency_code(body.currency):
         raise invalid(("currency",), f"{body.currency} is not an ISO 4217 currency code")
     group = await run_transaction(engine, settings, lambda c: svc.create_group(c, body.name, body.currency, user.id))
-    return respond(svc.render(group), 201)
+    return respond(svc.render(group), 201, {"Location": f"/v1/groups/{group.id}"})
 
 
 @router.get(
@@ -84,7 +84,9 @@ async def post_member(
         return await svc.list_members(conn, group_id)
 
     members = await run_transaction(engine, settings, work)
-    return respond({"members": [svc.render_member(m) for m in members]}, 201)
+    return respond(
+        {"members": [svc.render_member(m) for m in members]}, 201, {"Location": f"/v1/groups/{group_id}/members"}
+    )
 
 
 @router.delete(

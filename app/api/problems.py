@@ -27,6 +27,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 STATUS: dict[str, int] = {
     "invalid-cursor": 400,
+    "invalid-header": 400,
     "invalid-idempotency-key": 400,
     "unauthorized": 401,
     "not-found": 404,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
-from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, outcome_response
+from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, created_headers, outcome_response
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, time_page
 from app.core.errors import DomainError
@@ -58,7 +58,7 @@ async def post_settlement(
             amount_minor=amount_minor,
             faults=faults,
         )
-    return outcome_response(outcome, rendered, svc.CREATED)
+    return outcome_response(outcome, rendered, svc.CREATED, created_headers(group_id, rendered, "settlements"))
 
 
 @router.get(

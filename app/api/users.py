@@ -26,7 +26,7 @@ router = APIRouter(tags=["users"])
 )
 async def post_user(body: UserCreate, engine: EngineDep, settings: SettingsDep) -> Response:
     user, token = await run_transaction(engine, settings, lambda conn: create_user(conn, body.name, body.email))
-    return respond({**render(user), "api_token": token}, 201)
+    return respond({**render(user), "api_token": token}, 201, {"Location": "/v1/users/me"})
 
 
 @router.get(

@@ -133,6 +133,27 @@ def render(expense: ExpenseRecord) -> dict[str, Any]:
     }
 
 
+def etag(expense: ExpenseRecord) -> str:
+    """The entity tag of an expense's current state: it changes with every version and with a void."""
+    return f'"{expense.version}-voided"' if expense.voided_at is not None else f'"{expense.version}"'
+
+
+def check_precondition(expense: ExpenseRecord, if_match: frozenset[str] | None) -> None:
+    """If-Match: None (no header) or "*" proceed; otherwise the current ETag must be listed (412)."""
+    if if_match is not None and "*" not in if_match and etag(expense) not in if_match:
+        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(expense)}")
+
+
+def _unchanged(expense: ExpenseRecord, draft: ExpenseDraft) -> bool:
+    return expense.voided_at is None and (
+        expense.description,
+        expense.amount_minor,
+        expense.paid_by,
+        expense.split_type,
+        expense.owed,
+    ) == (draft.description, draft.amount_minor, draft.paid_by, draft.split_type, draft.owed)
+
+
 def _row(expense: ExpenseRecord) -> dict[str, Any]:
     """The expenses row the write functions store (column shares holds [[user_id, owed_minor], ...])."""
     return {
@@ -210,12 +231,17 @@ async def update(
     group_id: uuid.UUID,
     expense_id: uuid.UUID,
     draft: ExpenseDraft,
-) -> tuple[Outcome, bytes]:
+    if_match: frozenset[str] | None = None,
+) -> tuple[Outcome | None, ExpenseRecord]:
     """Reverse the current version's entries and post the new ones; version + 1. Read, render, then
-    one command that posts only if the version read is still current (else read again)."""
+    one command that posts only if the version read is still current: else, with If-Match, 412;
+    without, read again. An edit equal to the current version writes nothing (Outcome None)."""
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
+        check_precondition(current, if_match)
+        if _unchanged(current, draft):
+            return await _key_only(pool, settings, claim=claim, group_id=group_id, current=current), current
         now = datetime.now(UTC)
         record = replace(
             current,
@@ -236,9 +262,9 @@ async def update(
             **_postings(draft),
         }
         try:
-            return await commands.execute(pool, settings, Command.EXPENSE_EDIT, group_id, cmd), response
+            return await commands.execute(pool, settings, Command.EXPENSE_EDIT, group_id, cmd), record
         except Rejected as exc:
-            if exc.sqlstate != commands.EXPENSE_CHANGED:
+            if exc.sqlstate != commands.EXPENSE_CHANGED or if_match is not None:
                 raise
     raise DomainError("try-again", "the expense kept changing while it was being edited; retry later")
 
@@ -251,16 +277,19 @@ async def void(
     claim: Claim,
     group_id: uuid.UUID,
     expense_id: uuid.UUID,
-) -> tuple[Outcome | None, bytes]:
+    if_match: frozenset[str] | None = None,
+) -> tuple[Outcome | None, ExpenseRecord]:
     """Post the reversal and set voided_at. An expense already voided is returned as it is, and
-    nothing is posted (the Outcome is then None)."""
+    nothing is posted (the Outcome is then None). If-Match as for update."""
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
+        check_precondition(current, if_match)
         if current.voided_at is not None:
-            return None, orjson.dumps(render(current))
+            return await _key_only(pool, settings, claim=claim, group_id=group_id, current=current), current
         now = datetime.now(UTC)
-        response = orjson.dumps(render(replace(current, voided_at=now, updated_at=now)))
+        record = replace(current, voided_at=now, updated_at=now)
+        response = orjson.dumps(render(record))
         cmd = {
             "caller": claim.user_id,
             "claim": claim.doc(status=UPDATED, response=response),
@@ -269,11 +298,23 @@ async def void(
             "voided_at": now,
         }
         try:
-            return await commands.execute(pool, settings, Command.EXPENSE_VOID, group_id, cmd), response
+            return await commands.execute(pool, settings, Command.EXPENSE_VOID, group_id, cmd), record
         except Rejected as exc:
             if exc.sqlstate not in (commands.EXPENSE_CHANGED, commands.EXPENSE_VOIDED):
                 raise
+            if if_match is not None:
+                raise DomainError("precondition-failed", "the expense changed since If-Match was read") from None
     raise DomainError("try-again", "the expense kept changing while it was being voided; retry later")
+
+
+async def _key_only(
+    pool: asyncpg.Pool, settings: Settings, *, claim: Claim, group_id: uuid.UUID, current: ExpenseRecord
+) -> Outcome | None:
+    """A request that changes nothing writes nothing but its Idempotency-Key (so a retry replays)."""
+    if claim.key is None:
+        return None
+    cmd = {"caller": claim.user_id, "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(current)))}
+    return await commands.execute(pool, settings, Command.KEY_ONLY, group_id, cmd)
 
 
 # ---- reads --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class Command(StrEnum):
     EXPENSE_VOID = "quits_expense_void"
     SETTLEMENT_CREATE = "quits_settlement_create"
     MEMBER_REMOVE = "quits_member_remove"
+    KEY_ONLY = "quits_key_only"
 
 
 # Domain SQLSTATEs raised by the functions in app/sql.
