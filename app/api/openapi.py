@@ -63,6 +63,18 @@ DECISIONS = f"""
 - `Idempotency-Key` values are kept at least 24 hours, per user; only committed requests are
   remembered, so a request rejected by validation leaves its key unused.
 - Lists include voided expenses (with `voided_at` set).
+- Every `201` carries `Location`: the new expense or settlement, `/v1/groups/{{id}}` for a group,
+  `/v1/groups/{{id}}/members` for a new member, `/v1/users/me` for a registration.
+- Expenses carry an `ETag`: `"<version>"`, or `"<version>-voided"` once voided. `PUT` and `DELETE`
+  honour `If-Match` (a list of tags, or `*`; a weak tag never matches): when the expense's current
+  tag is not listed, 412 `precondition-failed` and nothing is written. Without `If-Match`, an edit or
+  void that races another applies to the latest version (the service re-reads and retries).
+  A malformed `If-Match` is a 400 `invalid-header`.
+- A `PUT` equal to the current version (same description, amount, payer, split type and owed
+  amounts) writes nothing: 200 with the same body, `version` and `ETag`.
+- `Idempotency-Key` is honoured on `PUT` and `DELETE` of an expense with the rules of the `POST`s;
+  a request that changes nothing (an edit equal to the current version, a second void) still
+  claims its key, so a retry replays it and another request under the key is a 422.
 """
 
 IDEMPOTENCY_DESCRIPTION = (

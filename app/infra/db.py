@@ -120,7 +120,7 @@ def _write_session_settings(settings: Settings) -> dict[str, str]:
 
 
 async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
-    """A plain asyncpg pool for the one-statement hot writes (app.ledger): no ORM layer, no reset query."""
+    """A plain asyncpg pool for the one-statement hot writes (app.ledger.commands): no ORM layer, no reset query."""
     return await asyncpg.create_pool(
         plain_url(url),
         min_size=0,  # the service starts (and /health answers 503) while the database is down
