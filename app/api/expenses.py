@@ -13,7 +13,6 @@ from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_m
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, raw_json, respond, time_page
 from app.core.errors import DomainError
-from app.core.records import ExpenseRecord
 from app.core.splits import MAX_PARTICIPANTS
 from app.domain import expenses as svc
 from app.domain.groups import group_for_member
@@ -95,7 +94,7 @@ def invalid_header(detail: str) -> DomainError:
     return DomainError("invalid-header", detail)
 
 
-def _expense_headers(expense: ExpenseRecord) -> dict[str, str]:
+def _expense_headers(expense: svc.ExpenseRecord) -> dict[str, str]:
     return {"ETag": svc.etag(expense)}
 
 

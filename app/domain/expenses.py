@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import DomainError, invalid, not_found
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
-from app.core.records import Entry, ExpenseRecord, rfc3339
+from app.core.records import Entry, rfc3339
 from app.core.splits import SplitError, parse_percentage, split_equal, split_exact, split_percentage, split_shares
 from app.domain.schemas import ExpenseIn, ParticipantIn
 from app.infra.config import Settings
@@ -33,6 +33,27 @@ from app.ledger.postings import expense_entries
 _FIELD_FOR_SPLIT = {"equal": None, "percentage": "percentage", "exact": "amount", "shares": "shares"}
 _SPLIT_FIELDS = ("percentage", "amount", "shares")
 CREATED, UPDATED = 201, 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpenseRecord:
+    id: uuid.UUID
+    group_id: uuid.UUID
+    description: str
+    amount_minor: int
+    currency: str
+    paid_by: uuid.UUID
+    split_type: str
+    owed: tuple[Entry, ...]  # column shares: ascending user_id, sums to amount_minor
+    version: int
+    created_by: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    voided_at: datetime | None
+
+    @property
+    def user_ids(self) -> frozenset[uuid.UUID]:
+        return frozenset({self.paid_by, *(user_id for user_id, _ in self.owed)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

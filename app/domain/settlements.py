@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import invalid
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
-from app.core.records import SettlementRecord, rfc3339
+from app.core.records import rfc3339
 from app.domain.schemas import SettlementIn
 from app.infra.config import Settings
 from app.infra.db import keyset_params
@@ -24,6 +25,19 @@ from app.ledger.commands import Claim, Command, Outcome
 
 CREATED = 201
 _COLUMNS = "id, group_id, from_user_id, to_user_id, amount_minor, currency, note, created_by, created_at"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettlementRecord:
+    id: uuid.UUID
+    group_id: uuid.UUID
+    from_user_id: uuid.UUID
+    to_user_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    note: str | None
+    created_by: uuid.UUID
+    created_at: datetime
 
 
 def parse_settlement_amount(body: SettlementIn, currency: str) -> int:
