@@ -14,6 +14,7 @@ DECLARE
     v_expense expenses := jsonb_populate_record(NULL::expenses, p_cmd->'expense');
     v_slot integer := floor(random() * quits_balance_slots())::integer;
     v_claim record;
+    v_members uuid[];
     v_locked uuid[];
 BEGIN
     replayed := false;
@@ -27,10 +28,11 @@ BEGIN
     IF v_expense.group_id IS DISTINCT FROM p_group OR v_expense.version <> 1 THEN
         RAISE EXCEPTION 'a new expense must be version 1 of this group' USING ERRCODE = 'QUL00';
     END IF;
-    v_locked := quits_lock_slot(
-        p_group, v_caller, ARRAY(SELECT (m->>1)::uuid FROM jsonb_array_elements(p_cmd->'members') m), v_slot
-    );
-    PERFORM quits_require_members(v_locked, p_cmd->'members');
+    v_members := ARRAY(SELECT (m->>1)::uuid FROM jsonb_array_elements(p_cmd->'members') m);
+    v_locked := quits_lock_slot(p_group, v_caller, v_members, v_slot);
+    IF NOT v_members <@ v_locked THEN
+        PERFORM quits_require_members(v_locked, p_cmd->'members');
+    END IF;
     INSERT INTO expenses SELECT (v_expense).*;
     PERFORM quits_post(p_group, p_cmd->'entries', 'expense', v_expense.id, 1, NULL, v_slot);
 END

@@ -10,23 +10,26 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_posting uuid := gen_random_uuid();
+    v_users uuid[];
+    v_amounts bigint[];
     v_moved integer;
 BEGIN
-    IF (SELECT coalesce(sum((e->>1)::bigint), 1) FROM jsonb_array_elements(p_entries) e) <> 0 THEN
+    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
+    INTO v_users, v_amounts
+    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n);
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
         RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
     END IF;
     INSERT INTO ledger_entries
         (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
-    SELECT quits_uuid7(), v_posting, p_group, (t.e->>0)::uuid, (t.e->>1)::bigint, p_kind,
-           p_expense_id, p_expense_version, p_settlement_id
-    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n)
+    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id
+    FROM unnest(v_users, v_amounts) WITH ORDINALITY AS t(u, a, n)
     ORDER BY t.n;
     UPDATE balances b SET net_minor = b.net_minor + d.delta
-    FROM (SELECT (e->>0)::uuid AS u, sum((e->>1)::bigint) AS delta
-          FROM jsonb_array_elements(p_entries) e GROUP BY 1) d
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
     WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    IF v_moved <> (SELECT count(DISTINCT e->>0) FROM jsonb_array_elements(p_entries) e) THEN
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
         RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
     END IF;
 END

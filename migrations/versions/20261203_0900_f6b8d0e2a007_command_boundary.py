@@ -179,23 +179,26 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_posting uuid := gen_random_uuid();
+    v_users uuid[];
+    v_amounts bigint[];
     v_moved integer;
 BEGIN
-    IF (SELECT coalesce(sum((e->>1)::bigint), 1) FROM jsonb_array_elements(p_entries) e) <> 0 THEN
+    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
+    INTO v_users, v_amounts
+    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n);
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
         RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
     END IF;
     INSERT INTO ledger_entries
         (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
-    SELECT quits_uuid7(), v_posting, p_group, (t.e->>0)::uuid, (t.e->>1)::bigint, p_kind,
-           p_expense_id, p_expense_version, p_settlement_id
-    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n)
+    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id
+    FROM unnest(v_users, v_amounts) WITH ORDINALITY AS t(u, a, n)
     ORDER BY t.n;
     UPDATE balances b SET net_minor = b.net_minor + d.delta
-    FROM (SELECT (e->>0)::uuid AS u, sum((e->>1)::bigint) AS delta
-          FROM jsonb_array_elements(p_entries) e GROUP BY 1) d
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
     WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    IF v_moved <> (SELECT count(DISTINCT e->>0) FROM jsonb_array_elements(p_entries) e) THEN
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
         RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
     END IF;
 END
@@ -280,6 +283,7 @@ DECLARE
     v_expense expenses := jsonb_populate_record(NULL::expenses, p_cmd->'expense');
     v_slot integer := floor(random() * quits_balance_slots())::integer;
     v_claim record;
+    v_members uuid[];
     v_locked uuid[];
 BEGIN
     replayed := false;
@@ -293,10 +297,11 @@ BEGIN
     IF v_expense.group_id IS DISTINCT FROM p_group OR v_expense.version <> 1 THEN
         RAISE EXCEPTION 'a new expense must be version 1 of this group' USING ERRCODE = 'QUL00';
     END IF;
-    v_locked := quits_lock_slot(
-        p_group, v_caller, ARRAY(SELECT (m->>1)::uuid FROM jsonb_array_elements(p_cmd->'members') m), v_slot
-    );
-    PERFORM quits_require_members(v_locked, p_cmd->'members');
+    v_members := ARRAY(SELECT (m->>1)::uuid FROM jsonb_array_elements(p_cmd->'members') m);
+    v_locked := quits_lock_slot(p_group, v_caller, v_members, v_slot);
+    IF NOT v_members <@ v_locked THEN
+        PERFORM quits_require_members(v_locked, p_cmd->'members');
+    END IF;
     INSERT INTO expenses SELECT (v_expense).*;
     PERFORM quits_post(p_group, p_cmd->'entries', 'expense', v_expense.id, 1, NULL, v_slot);
 END
@@ -475,7 +480,7 @@ $$;
     "quits_key_only": """
 -- Command: a request that changes nothing (an edit equal to the current version, a second void)
 -- still claims its Idempotency-Key, so that a retry replays it and another request under the key is
--- refused. p_cmd: {"caller": uuid, "claim"?: {see quits_claim_key}. Writes nothing else.
+-- refused. p_cmd: {"caller": uuid, "claim"?: {see quits_claim_key}}. Writes nothing else.
 CREATE OR REPLACE FUNCTION quits_key_only(
     p_group uuid, p_cmd jsonb, OUT replayed boolean, OUT status smallint, OUT body text
 )
