@@ -27,7 +27,7 @@ test: install
 
 lint: install
 	$(PY) -m ruff check app tests bench scripts
-	$(PY) -m mypy app
+	$(PY) -m mypy app bench
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -56,7 +56,7 @@ def commit_tree(commit: str) -> Iterator[Side]:
         sha = _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}")
     except RuntimeError:
         raise SystemExit(f"--ab {commit}: not a commit of this repository") from None
-    subject = _git("log", "-1", "--format=%h %s", sha)
+    subject = _git("log", "-1", "--format=%h %<(72,trunc)%s", sha).strip()
     parent = Path(tempfile.mkdtemp(prefix="quits-ab-"))
     tree = parent / "tree"
     log(f"git worktree add --detach {tree} {sha[:12]}")
