@@ -73,7 +73,7 @@ def run_side(opts: Options, *, side: Side, db: Database, stamp: str) -> list[dic
     """One side of a round: fresh database with its migrations, its server, seed, warm-up, the scenarios."""
     log(f"--- side {side.key} ({side.code})")
     fresh_database(db, side.tree)
-    server = start_server(opts, db, opts.out / f"server-{stamp}.log", tree=side.tree)
+    server = start_server(opts, db=db, log_path=opts.out / f"server-{stamp}.log", tree=side.tree)
     tmp = Path(tempfile.mkdtemp(prefix="quits-bench-"))
     try:
         fixture = seed_fixture(server.base, opts.groups, opts.members)
@@ -187,7 +187,7 @@ def _render_round(x: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _rounds(opts: Options, sides: tuple[Side, Side], db: Database, stamp: str) -> list[dict[str, Any]]:
+def _rounds(opts: Options, *, sides: tuple[Side, Side], db: Database, stamp: str) -> list[dict[str, Any]]:
     rounds = []
     for number in range(1, opts.ab_rounds + 1):
         rounds.append(run_round(opts, number=number, sides=sides, db=db, stamp=stamp))
@@ -207,7 +207,7 @@ def run_ab(opts: Options, argv: list[str] | None) -> int:
         db = open_database(opts)
         try:
             report["postgres"] = postgres_report(db)
-            rounds = _rounds(opts, (a, b), db, f"ab-{stamp}")
+            rounds = _rounds(opts, sides=(a, b), db=db, stamp=f"ab-{stamp}")
         finally:
             release_database(db)
     report["server_command"] = " ".join(["python", *uvicorn_command(opts, port=0)[1:]]).replace("--port 0", "--port …")

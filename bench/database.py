@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 POSTGRES_NAMES = ("postgres", "postmaster")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Database:
     url: URL  # asyncpg driver URL
     embedded: bool
@@ -116,11 +116,11 @@ def open_database(opts: Options) -> Database:
         url = appref.normalise_url(opts.database_url)
         if not url.database or "bench" not in url.database:
             sys.exit(f"refusing to drop and re-create {url.database!r}: use a database name containing 'bench'")
-        db = Database(url, embedded=False, data_dir=None)
+        db = Database(url=url, embedded=False, data_dir=None)
     else:
         log(f"starting embedded PostgreSQL in {opts.data_dir}")
         url = appref.embedded_socket_url(opts.data_dir, "quits_bench")
-        db = Database(url, embedded=True, data_dir=opts.data_dir)
+        db = Database(url=url, embedded=True, data_dir=opts.data_dir)
         db.postmaster_pid = _read_postmaster_pid(opts.data_dir)
     log(f"re-creating database {db.name}")
     recreate_database(db, db.name)

@@ -33,7 +33,7 @@ def lua_literal(value: object) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WrkJob:
     """What one wrk run sends: builder and its params, a tag unique per run (idempotency keys), the groups."""
 
@@ -57,7 +57,7 @@ class WrkJob:
         return "return " + lua_literal(cfg) + "\n"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Started:
     proc: subprocess.Popen[bytes]
     meter: CpuMeter
@@ -66,7 +66,7 @@ class _Started:
     attempt: int
 
 
-def _wrk_command(opts: Options, server: Server, job: WrkJob, cfg_path: Path) -> list[str]:
+def _wrk_command(opts: Options, *, server: Server, job: WrkJob, cfg_path: Path) -> list[str]:
     return [
         shutil.which("wrk") or "wrk",
         *("-t", str(opts.wrk_threads), "-c", str(opts.clients)),
@@ -75,7 +75,7 @@ def _wrk_command(opts: Options, server: Server, job: WrkJob, cfg_path: Path) -> 
     ]
 
 
-def _start_balanced(opts: Options, server: Server, db: Database, cmd: list[str], env: dict[str, str]) -> _Started:
+def _start_balanced(opts: Options, *, server: Server, db: Database, cmd: list[str], env: dict[str, str]) -> _Started:
     """Start wrk with the samplers. The workers share one listening socket and whichever wakes first may
     accept most of the 32 connections at once; one worker then saturates its core while the other idles.
     Unless told otherwise, restart wrk until every worker holds at least 2/3 of its fair share."""
@@ -89,7 +89,7 @@ def _start_balanced(opts: Options, server: Server, db: Database, cmd: list[str],
         per_worker = connections_per_worker(server, opts.clients)
         balanced = min(per_worker, default=0) >= math.ceil(2 * fair / 3) or -1 in per_worker
         if balanced or opts.allow_unbalanced or attempt == MAX_WRK_STARTS:
-            return _Started(proc, meter, activity, per_worker, attempt)
+            return _Started(proc=proc, meter=meter, activity=activity, per_worker=per_worker, attempt=attempt)
         proc.terminate()
         proc.communicate()
         activity.finish()
@@ -133,7 +133,8 @@ def run_wrk(
     cfg_path.write_text(job.config())
     out = tmp / f"{job.tag}.json"
     env = {**os.environ, "BENCH_WRK_OUT": str(out)}
-    started = _start_balanced(opts, server, db, _wrk_command(opts, server, job, cfg_path), env)
+    cmd = _wrk_command(opts, server=server, job=job, cfg_path=cfg_path)
+    started = _start_balanced(opts, server=server, db=db, cmd=cmd, env=env)
     if during is not None:
         during()
     stdout = started.proc.communicate()[0].decode()
@@ -151,7 +152,7 @@ def run_wrk(
 def warm_up(opts: Options, *, server: Server, db: Database, tmp: Path, fixture: Fixture, stamp: str) -> None:
     if opts.warmup:
         log(f"warm-up {opts.warmup} s")
-        job = WrkJob(WARMUP_BUILDER, f"warmup-{stamp}", opts.warmup, fixture.spread)
+        job = WrkJob(builder=WARMUP_BUILDER, tag=f"warmup-{stamp}", duration=opts.warmup, groups=fixture.spread)
         run_wrk(opts, server=server, db=db, tmp=tmp, job=job)
 
 

@@ -98,7 +98,7 @@ def run_bench(opts: Options, argv: list[str] | None) -> int:
     report["postgres"] = postgres_report(db)
     phase("database")
     try:
-        server = start_server(opts, db, opts.out / f"server-{stamp}.log")
+        server = start_server(opts, db=db, log_path=opts.out / f"server-{stamp}.log")
     except BaseException:
         release_database(db)
         raise

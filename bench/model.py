@@ -88,7 +88,7 @@ class Ratio:
         return (round(value, 3), self.target, "<=" if self.kind == "p99/pgbench" else ">=")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadScenario:
     """One wrk scenario: `builder` names the request builder in bench/scenario.lua (its `builders` table),
     `params` reach it as cfg.params (e.g. {"currency": "EUR"} for the expense builder)."""
@@ -108,7 +108,7 @@ class LoadScenario:
         return any(self.selected(only, p) for p in self.placements)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Context:
     """What a measurement gets: the options, the running server and database, the seeded groups."""
 
@@ -120,7 +120,7 @@ class Context:
     stamp: str  # UTC stamp of the run, in result file names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Measurement:
     """A step after the load scenarios: its result goes to report[key]; `ratios` add rows to the ratio
     table; `render` gives its lines in the markdown report (it gets the whole report)."""

@@ -24,7 +24,7 @@ DEFAULT_AB_SCENARIOS = ["create-expense:spread", "create-expense:hot"]
 MAX_CONNECTIONS = 97  # PostgreSQL's default max_connections (100) less the 3 reserved
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Options:
     """Every option, after defaults; the field order is the order of the report's "config"."""
 

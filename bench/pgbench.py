@@ -63,7 +63,7 @@ def _parse(out: str) -> tuple[float, float | None]:
     return float(tps.group(1)), float(lat.group(1)) if lat else None
 
 
-def _initialise(opts: Options, binary: str, conn: list[str], env: dict[str, str]) -> float:
+def _initialise(opts: Options, *, binary: str, conn: list[str], env: dict[str, str]) -> float:
     log(f"pgbench -i -s {opts.pgbench_scale}")
     t0 = time.monotonic()
     subprocess.run([binary, "-i", "-s", str(opts.pgbench_scale), "-q", *conn], env=env, check=True, capture_output=True)
@@ -82,7 +82,7 @@ def run_pgbench(opts: Options, db: Database, server: Server | None) -> dict[str,
     cmd = [binary, "-c", str(opts.clients), "-j", str(jobs), "-T", str(opts.pgbench_seconds), "-n", *conn]
     logs = Path(tempfile.mkdtemp(prefix="quits-pgbench-"))
     try:
-        init_s = _initialise(opts, binary, conn, env)
+        init_s = _initialise(opts, binary=binary, conn=conn, env=env)
         log(f"pgbench -c {opts.clients} -j {jobs} -T {opts.pgbench_seconds} -n (tpcb-like)")
         meter = CpuMeter(server, db)
         meter.start()
@@ -107,10 +107,13 @@ def run_pgbench(opts: Options, db: Database, server: Server | None) -> dict[str,
         **percentiles,
         "init_seconds": round(init_s, 1),
         "cpu": cpu,
-        "cpu_ms_per_transaction": {
-            k: round(1000 * cpu["seconds"][k] / (tps * cpu["seconds"]["wall"]), 3)
-            for k in ("postgres", "load_generator")
-        },
+        "cpu_ms_per_transaction": _cpu_per_transaction(cpu, tps),
+    }
+
+
+def _cpu_per_transaction(cpu: dict[str, Any], tps: float) -> dict[str, float]:
+    return {
+        k: round(1000 * cpu["seconds"][k] / (tps * cpu["seconds"]["wall"]), 3) for k in ("postgres", "load_generator")
     }
 
 

@@ -145,14 +145,17 @@ def summarise_profile(raw_files: list[Path], top: int = 15) -> dict[str, Any]:
     }
 
 
-def _py_spy() -> Path:
+def _py_spy() -> Path | None:
     spy = Path(sys.executable).parent / "py-spy"
-    return spy if spy.exists() else Path(shutil.which("py-spy") or "py-spy")
+    if spy.exists():
+        return spy
+    found = shutil.which("py-spy")
+    return Path(found) if found else None
 
 
-def _spy_command(*, pid: int, seconds: int, native: bool, out: Path) -> list[str]:
+def _spy_command(spy: Path, *, pid: int, seconds: int, native: bool, out: Path) -> list[str]:
     return [
-        str(_py_spy()),
+        str(spy),
         *("record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(RATE_HZ), "--gil"),
         *(["--native"] if native else []),
         *("--format", "raw", "--full-filenames", "--output", str(out)),
@@ -161,17 +164,21 @@ def _spy_command(*, pid: int, seconds: int, native: bool, out: Path) -> list[str
 
 def run_profile(ctx: Context) -> dict[str, Any]:
     opts, server = ctx.opts, ctx.server
+    spy = _py_spy()
+    if spy is None:
+        log("profile: py-spy not found (pip install -r bench/requirements.txt, or drop --no-install)")
+        return {"error": "py-spy not found: pip install -r bench/requirements.txt"}
     raw_files = [opts.out / f"profile-{ctx.stamp}-worker{i}.txt" for i in range(len(server.workers))]
     spies: list[subprocess.Popen[bytes]] = []
     secs = max(1, round(opts.profile_seconds))
 
     def start_spies() -> None:
         for w, out in zip(server.workers, raw_files, strict=True):
-            cmd = _spy_command(pid=w.pid, seconds=secs, native=opts.profile_native, out=out)
+            cmd = _spy_command(spy, pid=w.pid, seconds=secs, native=opts.profile_native, out=out)
             spies.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
 
     log(f"profile: create-expense spread for {secs} s under py-spy --gil ({RATE_HZ} Hz, every worker)")
-    job = WrkJob(PROFILE_BUILDER, f"profile-{ctx.stamp}", secs, ctx.fixture.spread)
+    job = WrkJob(builder=PROFILE_BUILDER, tag=f"profile-{ctx.stamp}", duration=secs, groups=ctx.fixture.spread)
     result = run_wrk(opts, server=server, db=ctx.db, tmp=ctx.tmp, job=job, during=start_spies)
     for s in spies:
         err = s.communicate(timeout=60)[1]

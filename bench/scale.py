@@ -10,7 +10,7 @@ import http.client
 import math
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,6 +18,9 @@ from bench import log
 from bench.model import TARGET_SCALE_RATIO, Context, Group, RatioRow
 from bench.seed import seed_groups
 from bench.server import Server
+
+if TYPE_CHECKING:
+    import asyncpg
 
 WARMUP_ROUNDS = 10
 ENDPOINTS = {"balances": "/v1/groups/{}/balances", "expenses (first page)": "/v1/groups/{}/expenses"}
@@ -121,7 +124,9 @@ SELECT (SELECT count(*) FROM expenses WHERE group_id = $1) AS expenses,
 """
 
 
-async def _bulk_insert(conn: Any, gid: uuid.UUID, members: list[uuid.UUID], count: int) -> dict[str, float]:
+async def _bulk_insert(
+    conn: asyncpg.Connection, *, gid: uuid.UUID, members: list[uuid.UUID], count: int
+) -> dict[str, float]:
     """The expenses, their ledger entries and the balance moves, in one transaction; seconds per step."""
     timings: dict[str, float] = {}
     max_seq = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_entries")
@@ -161,7 +166,7 @@ async def _bulk_load(dsn: str, group: Group, count: int) -> dict[str, Any]:
         except asyncpg.PostgresError:
             replica = False
         await conn.execute("SET work_mem = '256MB'; SET maintenance_work_mem = '512MB'")
-        timings = await _bulk_insert(conn, gid, members, count)
+        timings = await _bulk_insert(conn, gid=gid, members=members, count=count)
         await conn.execute("RESET session_replication_role")
         t = time.monotonic()
         await conn.execute("VACUUM (ANALYZE) expenses, ledger_entries, memberships, balances")

@@ -23,7 +23,7 @@ class _Client:
         self.sem = asyncio.Semaphore(CONCURRENCY)
 
     async def call(
-        self, method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None
+        self, method: str, path: str, *, token: str | None = None, body: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         async with self.sem:
@@ -43,9 +43,10 @@ async def _group(c: _Client, name: str, members: int) -> Group:
         )
     )
     ms: list[Member] = [{"id": u["id"], "token": u["api_token"]} for u in users]
-    g = await c.call("POST", "/v1/groups", ms[0]["token"], {"name": name, "currency": "USD"})
+    owner = ms[0]["token"]
+    g = await c.call("POST", "/v1/groups", token=owner, body={"name": name, "currency": "USD"})
     for m in ms[1:]:
-        await c.call("POST", f"/v1/groups/{g['id']}/members", ms[0]["token"], {"user_id": m["id"]})
+        await c.call("POST", f"/v1/groups/{g['id']}/members", token=owner, body={"user_id": m["id"]})
     return {"id": g["id"], "members": ms}
 
 
@@ -76,8 +77,8 @@ async def _debts_of(c: _Client, g: Group) -> list[Pair]:
         "split_type": "equal",
         "participants": [{"user_id": m["id"]} for m in ms[1:]],
     }
-    await c.call("POST", f"/v1/groups/{g['id']}/expenses", ms[0]["token"], body)
-    balances = await c.call("GET", f"/v1/groups/{g['id']}/balances", ms[0]["token"])
+    await c.call("POST", f"/v1/groups/{g['id']}/expenses", token=ms[0]["token"], body=body)
+    balances = await c.call("GET", f"/v1/groups/{g['id']}/balances", token=ms[0]["token"])
     pairs: list[Pair] = []
     for p in balances["suggested_payments"]:
         minor = int(p["amount"].replace(".", ""))

@@ -43,7 +43,7 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Server:
     proc: subprocess.Popen[bytes]
     port: int
@@ -80,7 +80,7 @@ def server_env(opts: Options, db: Database) -> dict[str, str]:
     }
 
 
-def start_server(opts: Options, db: Database, log_path: Path, tree: Path = ROOT) -> Server:
+def start_server(opts: Options, *, db: Database, log_path: Path, tree: Path = ROOT) -> Server:
     """uvicorn serving the app of `tree` (its working directory and PYTHONPATH), once every worker answers."""
     port = free_port()
     cmd = uvicorn_command(opts, port)
@@ -90,7 +90,7 @@ def start_server(opts: Options, db: Database, log_path: Path, tree: Path = ROOT)
         proc = subprocess.Popen(
             cmd, cwd=tree, env=appref.tree_env(tree, env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-    server = Server(proc, port, cmd, env, log_path)
+    server = Server(proc=proc, port=port, command=cmd, env=env, log_path=log_path)
     try:
         _wait_healthy(server, opts.workers)
     except BaseException:
@@ -212,11 +212,11 @@ class CpuMeter:
 
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return _CpuSnapshot(
-            time.monotonic(),
-            busy_seconds(psutil.cpu_times()),
-            kids.ru_utime + kids.ru_stime,
-            cpu_by_pid(self.server.workers if self.server else []),
-            self.db.cpu_seconds(),
+            at=time.monotonic(),
+            machine_busy=busy_seconds(psutil.cpu_times()),
+            children=kids.ru_utime + kids.ru_stime,
+            workers=cpu_by_pid(self.server.workers if self.server else []),
+            postgres=self.db.cpu_seconds(),
         )
 
     def start(self) -> None:
