@@ -1,12 +1,13 @@
 """THE table: what one benchmark run measures, in order.
 
 A load scenario is one `LoadScenario`: its name (for --only and the report), the request builder in
-bench/scenario.lua that writes each request (the `builders` table at its end) with optional `params`
+bench/scenario.lua that writes each request (a key of its `builders` table) with optional `params`
 (they reach the builder as cfg.params), the placements it runs with (spread over the groups, then all
 clients on the hot group), what it seeds first (`prepare`) and the ratios it reports, with targets.
 
-A variant of an existing request (e.g. another currency, once groups in it exist) is one entry with
-`params`; a new request shape (e.g. a 2-payer body) is one entry plus its builder in scenario.lua.
+A variant the builder already takes as a parameter (e.g. `params={"currency": "EUR"}` for the expense
+builder, once the service accepts such a body) is one entry; a new request shape (e.g. a 2-payer body)
+is one entry plus its builder function in scenario.lua. Only scenarios the service can answer belong here.
 
 A measurement after the load scenarios (profile, pgbench, scale; e.g. export rows/s or import time)
 is one `Measurement`: its report key, the function that runs it (it gets a `Context`: options,
