@@ -27,7 +27,7 @@ test: install
 
 lint: install
 	$(PY) -m ruff check app tests bench scripts migrations
-	$(PY) -m mypy app migrations
+	$(PY) -m mypy app migrations bench
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -1,18 +1,22 @@
--- wrk script for bench/run.py: one scenario per wrk run.
+-- wrk script for the bench package (bench/load.py): one scenario per wrk run.
 --
 --   wrk -t T -c C -d Ds --latency -s bench/scenario.lua http://127.0.0.1:PORT -- <config.lua>
 --
--- <config.lua> is written by run.py and returns a table:
---   { mode = "expense" | "settlement" | "balances", tag = "<unique per run>",
+-- <config.lua> is written by bench/load.py and returns a table:
+--   { mode = "<a key of builders below>", tag = "<unique per run>",
+--     params = { name = "value", ... },  -- the scenario's params (bench/scenarios.py), for its builder
 --     groups = { { id = "...", members = { {id = "...", token = "..."}, ... } }, ... },
 --     pairs  = { { group = "...", from = "...", to = "...", token = "..." }, ... } }  -- settlement only
 -- Results (JSON) go to the file named by the environment variable BENCH_WRK_OUT.
+--
+-- A new request shape is a builder function plus its entry in `builders`, and one LoadScenario entry
+-- in bench/scenarios.py naming it.
 
 -- Globals (not locals) where the main state reads them back with thread:get / sets them with thread:set.
 tid = 0
 statuses = {}
 sample = ""
-local cfg, n, static = nil, 0, nil
+local cfg, n, static, build = nil, 0, nil, nil
 local amounts = { "12.34", "7.50", "31.00", "4.99", "18.21", "9.03", "60.00", "2.47" }
 
 local threads = {}
@@ -22,20 +26,6 @@ function setup(thread)
   thread_count = thread_count + 1
   thread:set("tid", thread_count)
   table.insert(threads, thread)
-end
-
-function init(args)
-  cfg = dofile(args[1])
-  n = (tid - 1) * 7919 -- threads start at different groups / members
-  if cfg.mode == "balances" then
-    static = {}
-    for _, g in ipairs(cfg.groups) do
-      for _, m in ipairs(g.members) do
-        table.insert(static, wrk.format("GET", "/v1/groups/" .. g.id .. "/balances",
-          { ["Authorization"] = "Bearer " .. m.token }))
-      end
-    end
-  end
 end
 
 local function expense()
@@ -52,7 +42,7 @@ local function expense()
     end
   end
   local body = '{"description":"bench","amount":"' .. amounts[(n % #amounts) + 1] ..
-    '","currency":"USD","paid_by":"' .. payer.id .. '","split_type":"equal","participants":[' ..
+    '","currency":"' .. (cfg.params.currency or "USD") .. '","paid_by":"' .. payer.id .. '","split_type":"equal","participants":[' ..
     table.concat(parts, ",") .. ']}'
   return wrk.format("POST", "/v1/groups/" .. g.id .. "/expenses", {
     ["Authorization"] = "Bearer " .. payer.token,
@@ -71,15 +61,40 @@ local function settlement()
   }, body)
 end
 
+-- the same GET requests in turn, formatted once per thread
+local function balances()
+  if static == nil then
+    static = {}
+    for _, g in ipairs(cfg.groups) do
+      for _, m in ipairs(g.members) do
+        table.insert(static, wrk.format("GET", "/v1/groups/" .. g.id .. "/balances",
+          { ["Authorization"] = "Bearer " .. m.token }))
+      end
+    end
+  end
+  return static[(n % #static) + 1]
+end
+
+-- request builders by name (LoadScenario.builder in bench/scenarios.py)
+local builders = {
+  expense = expense,
+  settlement = settlement,
+  balances = balances,
+}
+
+function init(args)
+  cfg = dofile(args[1])
+  cfg.params = cfg.params or {}
+  build = builders[cfg.mode]
+  if build == nil then
+    error("scenario.lua: no request builder " .. tostring(cfg.mode))
+  end
+  n = (tid - 1) * 7919 -- threads start at different groups / members
+end
+
 function request()
   n = n + 1
-  if cfg.mode == "expense" then
-    return expense()
-  elseif cfg.mode == "settlement" then
-    return settlement()
-  else
-    return static[(n % #static) + 1]
-  end
+  return build()
 end
 
 function response(status, headers, body)
