@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -111,15 +113,25 @@ class Expense(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     description: Mapped[str] = mapped_column(String(500), nullable=False)
+    # As entered: the amount in the expense's currency, and the rate to the group's (null when equal).
     amount_minor: Mapped[int] = mapped_column(AMOUNT_MINOR, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
-    paid_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    exchange_rate: Mapped[str | None] = mapped_column(String(21), nullable=True)
+    # What the ledger posts, in the group's currency: the total, who paid and who owes what
+    # ([[user_id, minor], ...] ascending user_id, each summing to group_amount_minor).
+    group_currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    group_amount_minor: Mapped[int] = mapped_column(AMOUNT_MINOR, nullable=False)
+    paid_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), nullable=True)  # the one payer
+    payers: Mapped[list[list[object]]] = mapped_column(JSONB, nullable=False)
     split_type: Mapped[str] = mapped_column(SPLIT_TYPE, nullable=False)
-    # [[user_id, owed_minor], ...] ascending user_id; the ledger holds the same facts as entries.
     shares: Mapped[list[list[object]]] = mapped_column(JSONB, nullable=False)
+    date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    category: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    notes: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     version: Mapped[int] = mapped_column(VERSION, nullable=False, server_default="1")
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (
@@ -138,6 +150,7 @@ class Settlement(Base):
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (
         CheckConstraint("from_user_id <> to_user_id", name="distinct_parties"),
         Index("ix_settlements_group_id_created_at_id", "group_id", "created_at", "id"),
@@ -165,13 +178,41 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = _now()
     __table_args__ = (
         CheckConstraint(
-            "(kind = 'settlement') = (settlement_id IS NOT NULL)"
-            " AND (kind <> 'settlement') = (expense_id IS NOT NULL AND expense_version IS NOT NULL)",
+            "(expense_id IS NULL) <> (settlement_id IS NULL) AND (expense_id IS NULL) = (expense_version IS NULL)"
+            " AND (kind <> 'expense' OR expense_id IS NOT NULL)"
+            " AND (kind <> 'settlement' OR settlement_id IS NOT NULL)",
             name="kind_refs",
         ),
         Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
         Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
     )
+
+
+class ExpenseVersion(Base):
+    """A superseded version of an expense, as the API rendered it. Append-only (trigger)."""
+
+    __tablename__ = "expense_versions"
+    group_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    expense_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(VERSION, primary_key=True)
+    doc: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
+    updated_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Activity(Base):
+    """Who did what and when in a group, newest first by (created_at, id). Append-only (trigger)."""
+
+    __tablename__ = "activity"
+    group_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True, server_default=func.now())
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    actor_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    expense_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    settlement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    detail: Mapped[dict[str, object] | None] = mapped_column(JSONB, nullable=True)
 
 
 class IdempotencyKey(Base):

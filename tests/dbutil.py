@@ -13,7 +13,7 @@ from app.infra.config import PROJECT_ROOT
 from app.infra.db import embedded_socket_url, ensure_database, normalise_url
 
 TEST_DATABASE = "quits_test"
-TABLES = ("idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
+TABLES = ("activity", "expense_versions", "idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
 
 
 def test_database_url() -> URL:

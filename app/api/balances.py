@@ -7,7 +7,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep
-from app.api.pagination import PageDep, encode_seq_cursor, require_seq_cursor
+from app.api.pagination import PageDep, encode_seq_cursor, require_seq_cursor, scope_of
 from app.api.render import page_body, problems, respond
 from app.core.money import currency_decimals, format_amount
 from app.core.records import rfc3339
@@ -71,7 +71,8 @@ _LEDGER_PAGE = text(
     ),
 )
 async def get_ledger(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
-    after = require_seq_cursor(page)
+    scope = scope_of("ledger", group_id)
+    after = require_seq_cursor(page, scope)
     async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
         rows = (await conn.execute(_LEDGER_PAGE, {"g": group_id, "after": after, "limit": page.limit + 1})).all()
@@ -90,4 +91,4 @@ async def get_ledger(group_id: UUID, user: CurrentUser, engine: EngineDep, page:
         }
         for r in rows
     ]
-    return respond(page_body(items, encode_seq_cursor(rows[-1].seq) if more else None))
+    return respond(page_body(items, encode_seq_cursor(scope, rows[-1].seq) if more else None))

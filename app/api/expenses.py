@@ -2,22 +2,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
-from app.api.pagination import PageDep, require_time_cursor
+from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, raw_json, respond, time_page
-from app.core.errors import DomainError
-from app.core.splits import MAX_PARTICIPANTS
+from app.core.errors import DomainError, FieldError
 from app.domain import expenses as svc
+from app.domain.expense_drafts import draft_expense
 from app.domain.groups import group_for_member
 from app.domain.idempotency import REPLAYED_HEADER, fingerprint, parse_key
-from app.domain.schemas import ExpenseIn, ExpenseOut, Page
+from app.domain.schemas import ExpenseIn, ExpenseOut, Page, Versions
 from app.infra.config import Settings
 from app.infra.gate import GroupGate
 from app.infra.testhooks import faults_for
@@ -134,7 +135,7 @@ async def post_expense(
     claim = claim_for(request, user.id, idempotency_key, settings, await request.body())
     currency = await writable_currency(request, engine, group_id, user)
     try:
-        draft = svc.draft_expense(body, currency, MAX_PARTICIPANTS)
+        draft = draft_expense(body, currency)
     except DomainError:
         await not_found_unless_member(engine, group_id, user.id)
         raise
@@ -144,7 +145,7 @@ async def post_expense(
             settings,
             claim=claim,
             group_id=group_id,
-            currency=currency,
+            group_currency=currency,
             draft=draft,
             faults=faults_for(request, settings),
         )
@@ -158,12 +159,56 @@ async def post_expense(
     summary="List expenses, newest first (voided ones included)",
     description="Keyset-paginated on (created_at, id), newest first; voided expenses are listed with `voided_at`.",
 )
-async def list_expenses(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
-    after = require_time_cursor(page)
+async def list_expenses(
+    group_id: UUID,
+    user: CurrentUser,
+    engine: EngineDep,
+    page: PageDep,
+    since: Annotated[
+        str | None, Query(max_length=10, description="Only expenses dated on or after (YYYY-MM-DD).")
+    ] = None,
+    until: Annotated[
+        str | None, Query(max_length=10, description="Only expenses dated on or before (YYYY-MM-DD).")
+    ] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=50, description="Only this category.")] = None,
+) -> Response:
+    where = svc.ExpenseFilter(since=_query_date("since", since), until=_query_date("until", until), category=category)
+    scope = scope_of("expenses", group_id, where.since, where.until, where.category)
+    after = require_time_cursor(page, scope)
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
-        rows = await svc.list_page(conn, group_id, page.limit + 1, after)
-    return time_page(rows, page.limit, svc.render)
+        rows = await svc.list_page(conn, group_id, page.limit + 1, after, where)
+    return time_page(rows, page.limit, svc.render, scope)
+
+
+def _query_date(name: str, text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = "must be a date YYYY-MM-DD"
+        raise DomainError(
+            "validation-error", f"{name} {msg}", fields=[FieldError((name,), msg, where="query")]
+        ) from None
+
+
+@router.get(
+    "/groups/{group_id}/expenses/{expense_id}/versions",
+    response_model=Versions,
+    responses=problems(401, 404, 422),
+    summary="Every version of an expense, oldest first, each as it was (who changed it and when)",
+    description=(
+        "Versions are stored when they are replaced and never rewritten; the last item is the current "
+        "version (with `voided_at` once voided). A void does not make a new version."
+    ),
+)
+async def get_expense_versions(group_id: UUID, expense_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+        return respond({"items": await svc.versions(conn, group_id, expense_id)})
 
 
 @router.get(
@@ -182,7 +227,7 @@ async def get_expense(group_id: UUID, expense_id: UUID, user: CurrentUser, engin
 @router.put(
     "/groups/{group_id}/expenses/{expense_id}",
     response_model=ExpenseOut,
-    responses=problems(400, 401, 404, 409, 422, 503),
+    responses=problems(400, 401, 404, 409, 412, 422, 503),
     summary="Edit: reverse the current entries and post the new ones in one transaction; version + 1",
     description=(
         "Same body and rules as create. Any member may edit any expense of the group. Editing a voided expense, "
@@ -205,7 +250,7 @@ async def put_expense(
     preconditions = parse_if_match(if_match)
     async with engine.connect() as conn:
         group = await group_for_member(conn, group_id, user.id)
-    draft = svc.draft_expense(body, group.currency, MAX_PARTICIPANTS)
+    draft = draft_expense(body, group.currency)
     async with admitted(request, claim, group_id, request.app.state.settle_gate):
         outcome, expense = await svc.update(
             request.app.state.write_pool,
@@ -223,7 +268,7 @@ async def put_expense(
 @router.delete(
     "/groups/{group_id}/expenses/{expense_id}",
     response_model=ExpenseOut,
-    responses=problems(400, 401, 404, 409, 422, 503),
+    responses=problems(400, 401, 404, 409, 412, 422, 503),
     summary="Void: post reversal entries and set voided_at; repeating it returns the same body and posts nothing",
     description=(
         "Any member may void any expense of the group. Voiding posts the exact negation of the expense's "

@@ -7,12 +7,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.pagination import PageDep, require_time_cursor
+from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, respond, time_page
 from app.core.errors import invalid
 from app.core.money import is_currency_code
+from app.domain import activity
 from app.domain import groups as svc
-from app.domain.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
+from app.domain.schemas import (
+    ActivityOut,
+    GroupCreate,
+    GroupDetail,
+    GroupOut,
+    MemberAdd,
+    MemberListItem,
+    MembersOut,
+    Page,
+)
 from app.infra.tx import run_transaction
 
 router = APIRouter(tags=["groups"])
@@ -41,8 +51,9 @@ async def post_group(body: GroupCreate, user: CurrentUser, engine: EngineDep, se
 )
 async def get_groups(user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
     async with engine.connect() as conn:
-        rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page))
-    return time_page(rows, page.limit, svc.render)
+        scope = scope_of("groups", user.id)
+        rows = await svc.list_groups(conn, user.id, page.limit + 1, require_time_cursor(page, scope))
+    return time_page(rows, page.limit, svc.render, scope)
 
 
 async def _detail(conn: AsyncConnection, group: svc.GroupRecord) -> dict[str, object]:
@@ -80,7 +91,9 @@ async def post_member(
     async def work(conn: AsyncConnection) -> list[svc.MemberRecord]:
         await svc.group_for_member(conn, group_id, user.id)
         new_id = await svc.find_user_id(conn, body.user_id, body.email)
-        await svc.add_member(conn, group_id, new_id, settings.max_group_members)
+        await svc.add_member(
+            conn, group_id=group_id, user_id=new_id, actor_id=user.id, max_members=settings.max_group_members
+        )
         return await svc.list_members(conn, group_id)
 
     members = await run_transaction(engine, settings, work)
@@ -104,3 +117,38 @@ async def delete_member(
 ) -> Response:
     await svc.remove_member(request.app.state.write_pool, settings, caller=user.id, group_id=group_id, user_id=user_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/groups/{group_id}/members",
+    response_model=list[MemberListItem],
+    responses=problems(401, 404, 422),
+    summary="The group's current members",
+    description="`email` is null and `guest` true for a guest member (a person without an account).",
+)
+async def get_members(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        await svc.group_for_member(conn, group_id, user.id)
+        members = await svc.list_members(conn, group_id)
+    return respond([{**svc.render_member(m), "guest": False} for m in members])
+
+
+@router.get(
+    "/groups/{group_id}/activity",
+    response_model=Page[ActivityOut],
+    responses=problems(400, 401, 404, 422),
+    summary="Who did what and when in the group, newest first (keyset-paginated)",
+    description=(
+        "Types: expense.created, expense.updated, expense.voided, settlement.created, settlement.voided, "
+        "member.added, member.removed, member.claimed, recurring.created, recurring.updated, recurring.stopped. "
+        "Items are never changed or removed. Activity before this feature was recorded was backfilled from the "
+        "expenses, settlements and memberships, with the creator as the actor and `detail.backfilled` true."
+    ),
+)
+async def get_activity(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
+    scope = scope_of("activity", group_id)
+    after = require_time_cursor(page, scope)
+    async with engine.connect() as conn:
+        await svc.group_for_member(conn, group_id, user.id)
+        rows = await activity.list_page(conn, group_id, page.limit + 1, after)
+    return time_page(rows, page.limit, activity.render, scope)

@@ -39,6 +39,7 @@ STATUS: dict[str, int] = {
     "idempotency-key-in-use": 409,
     "member-has-balance": 409,
     "precondition-failed": 412,
+    "settlement-not-voidable": 409,
     "body-too-large": 413,
     "idempotency-key-reused": 422,
     "settlement-exceeds-balance": 422,
@@ -78,7 +79,7 @@ def _headers(status: int, retry_after_s: int) -> dict[str, str]:
 
 
 def _loc(field: FieldError) -> list[str | int]:
-    return ["body", *field.path]
+    return [field.where, *field.path]
 
 
 def problem_response(

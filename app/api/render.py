@@ -20,6 +20,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing or invalid bearer token",
         404: "Not found (or not visible to the caller)",
         409: "Conflict",
+        412: "Precondition failed: If-Match does not match the current version; nothing was written",
         422: "Invalid payload; nothing was written",
         503: "Database unavailable or contention persisted; retry after Retry-After seconds",
     }.items()
@@ -56,9 +57,9 @@ class Keyed(Protocol):
 R = TypeVar("R", bound=Keyed)
 
 
-def time_page(rows: Sequence[R], limit: int, render: Callable[[R], Any]) -> Response:
+def time_page(rows: Sequence[R], limit: int, render: Callable[[R], Any], scope: str) -> Response:
     """rows holds up to limit + 1 records, newest first: the extra one only says there is a next page."""
     more = len(rows) > limit
     shown = rows[:limit]
-    cursor = encode_time_cursor(shown[-1].created_at, shown[-1].id) if more else None
+    cursor = encode_time_cursor(scope, shown[-1].created_at, shown[-1].id) if more else None
     return respond(page_body([render(r) for r in shown], cursor))

@@ -2,13 +2,22 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
-from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, created_headers, outcome_response
-from app.api.pagination import PageDep, require_time_cursor
-from app.api.render import problems, time_page
+from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.expenses import (
+    IdempotencyKeyHeader,
+    IfMatchHeader,
+    admitted,
+    claim_for,
+    created_headers,
+    outcome_response,
+    parse_if_match,
+)
+from app.api.pagination import PageDep, require_time_cursor, scope_of
+from app.api.render import problems, respond, time_page
 from app.core.errors import DomainError
 from app.domain import settlements as svc
 from app.domain.groups import group_for_member
@@ -69,8 +78,63 @@ async def post_settlement(
     description="Keyset-paginated on (created_at, id), newest first.",
 )
 async def list_settlements(group_id: UUID, user: CurrentUser, engine: EngineDep, page: PageDep) -> Response:
-    after = require_time_cursor(page)
+    scope = scope_of("settlements", group_id)
+    after = require_time_cursor(page, scope)
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
         rows = await svc.list_page(conn, group_id, page.limit + 1, after)
-    return time_page(rows, page.limit, svc.render)
+    return time_page(rows, page.limit, svc.render, scope)
+
+
+@router.get(
+    "/groups/{group_id}/settlements/{settlement_id}",
+    response_model=SettlementOut,
+    responses=problems(401, 404, 422),
+    summary="One settlement (voided ones too)",
+)
+async def get_settlement(group_id: UUID, settlement_id: UUID, user: CurrentUser, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+        settlement = await svc.get(conn, group_id, settlement_id)
+    return respond(svc.render(settlement), headers={"ETag": svc.etag(settlement)})
+
+
+@router.delete(
+    "/groups/{group_id}/settlements/{settlement_id}",
+    response_model=SettlementOut,
+    responses=problems(400, 401, 404, 409, 412, 422, 503),
+    summary="Void a settlement: post its reversal and set voided_at; repeating it returns the same body",
+    description=(
+        "Any member may void a settlement of the group, whatever the balances are now: its entries are "
+        "reversed (kind `reversal`, citing the settlement). A second DELETE returns 200 with the same voided "
+        "settlement and posts nothing. A settlement with someone who is no longer a member cannot be "
+        "voided (409 settlement-not-voidable). `If-Match` (the settlement's `ETag`) and `Idempotency-Key` "
+        "as for expenses."
+    ),
+)
+async def delete_settlement(
+    group_id: UUID,
+    settlement_id: UUID,
+    request: Request,
+    user: CurrentUser,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    claim = claim_for(request, user.id, idempotency_key, settings, b"")
+    preconditions = parse_if_match(if_match)
+    async with engine.connect() as conn:
+        await group_for_member(conn, group_id, user.id)
+    async with admitted(request, claim, group_id, request.app.state.settle_gate):
+        outcome, settlement = await svc.void(
+            request.app.state.write_pool,
+            engine,
+            settings,
+            claim=claim,
+            group_id=group_id,
+            settlement_id=settlement_id,
+            if_match=preconditions,
+        )
+    headers = {"ETag": svc.etag(settlement)}
+    return outcome_response(outcome, orjson.dumps(svc.render(settlement)), svc.UPDATED, headers)

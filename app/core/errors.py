@@ -16,6 +16,7 @@ Path = tuple[str | int, ...]
 class FieldError:
     path: Path
     msg: str
+    where: str = "body"  # or "query", "path", "header"
 
 
 class DomainError(Exception):

@@ -73,7 +73,7 @@ def _assert_allocation(result: Allocation, total_minor: int, count: int) -> Allo
     return result
 
 
-def _largest_remainder(total_minor: int, weights: list[tuple[UUID, int]]) -> Allocation:
+def largest_remainder(total_minor: int, weights: list[tuple[UUID, int]]) -> Allocation:
     """Floor each exact share, then hand leftover units to the largest remainders.
 
     ``weights`` must already be validated and in canonical order; remainder
@@ -110,7 +110,7 @@ def split_weighted(
     """Largest-remainder split by positive integer weights."""
     entries = _canonical(total_minor, weights, max_participants)
     _check_positive((weight for _, weight in entries), "weight")
-    result = _largest_remainder(total_minor, entries)
+    result = largest_remainder(total_minor, entries)
     return _assert_allocation(result, total_minor, len(entries))
 
 
@@ -144,7 +144,7 @@ def split_percentage(
     if pct_sum != FULL_PERCENT:
         got = _render_percentage(pct_sum)
         raise SplitError(f"percentages must sum to exactly 100 (got {got})")
-    result = _largest_remainder(total_minor, entries)
+    result = largest_remainder(total_minor, entries)
     return _assert_allocation(result, total_minor, len(entries))
 
 
@@ -157,7 +157,7 @@ def split_shares(
     """Split by positive integer shares (each at most 10^6)."""
     entries = _canonical(total_minor, shares, max_participants)
     _check_positive((share for _, share in entries), "share", MAX_SHARE)
-    result = _largest_remainder(total_minor, entries)
+    result = largest_remainder(total_minor, entries)
     return _assert_allocation(result, total_minor, len(entries))
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.errors import DomainError, not_found
 from app.core.records import rfc3339
+from app.domain import activity
 from app.infra.config import Settings
 from app.infra.db import keyset_params
 from app.infra.ids import new_id
@@ -82,6 +83,7 @@ async def create_group(conn: AsyncConnection, name: str, currency: str, creator:
     await conn.execute(
         text("INSERT INTO memberships (group_id, user_id) VALUES (:g, :u)"), {"g": group_id, "u": creator}
     )
+    await activity.record_member_added(conn, group_id=group_id, actor_id=creator, user_id=creator)
     return GroupRecord(id=group_id, name=name, currency=currency, created_by=creator, created_at=created_at)
 
 
@@ -125,7 +127,9 @@ async def find_user_id(conn: AsyncConnection, user_id: uuid.UUID | None, email: 
     return uuid.UUID(str(found))
 
 
-async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.UUID, max_members: int) -> None:
+async def add_member(
+    conn: AsyncConnection, *, group_id: uuid.UUID, user_id: uuid.UUID, actor_id: uuid.UUID, max_members: int
+) -> None:
     # The group row lock serialises concurrent adds, so the size check cannot be raced past.
     await conn.execute(text("SELECT 1 FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id})
     size = (await conn.execute(text("SELECT count(*) FROM memberships WHERE group_id = :g"), {"g": group_id})).scalar()
@@ -141,6 +145,7 @@ async def add_member(conn: AsyncConnection, group_id: uuid.UUID, user_id: uuid.U
     ).first()
     if inserted is None:
         raise DomainError("already-member", "the user is already a member of this group")
+    await activity.record_member_added(conn, group_id=group_id, actor_id=actor_id, user_id=user_id)
 
 
 def render(group: GroupRecord) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
 
+from app.core.conversion import RATE_PATTERN
 from app.core.money import MONEY_PATTERN, SIGNED_MONEY_PATTERN
 from app.core.splits import MAX_PARTICIPANTS, PERCENTAGE_PATTERN
 
@@ -56,6 +57,31 @@ SignedMoney = Annotated[
         json_schema_extra={"pattern": SIGNED_MONEY_PATTERN},
     ),
 ]
+RateStr = Annotated[
+    StrictStr,
+    Field(
+        max_length=21,
+        description=(
+            "Units of the group's currency per one unit of the expense's `currency`: a decimal string, at most "
+            "9 digits and 10 decimals, greater than 0. Required when `currency` differs from the group's; "
+            "absent or exactly 1 otherwise."
+        ),
+        examples=["1.0850"],
+        json_schema_extra={"pattern": RATE_PATTERN},
+    ),
+]
+DateStr = Annotated[
+    StrictStr,
+    Field(
+        description="A calendar date, `YYYY-MM-DD` (UTC), between 1900-01-01 and 2999-12-31.",
+        examples=["2026-11-30"],
+        json_schema_extra={"pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "format": "date"},
+        max_length=10,
+    ),
+]
+Category = Annotated[StrictStr, StringConstraints(min_length=1, max_length=50, pattern=r"\S"), Storable]
+Notes = Annotated[StrictStr, StringConstraints(max_length=2000), Storable]
+MAX_PAYERS = 50
 T = TypeVar("T")
 SplitType = Literal["equal", "percentage", "exact", "shares"]
 
@@ -108,6 +134,21 @@ class MemberAdd(Strict):
     email: Email | None = None
 
 
+class MemberListItem(MemberOut):
+    guest: bool
+
+
+class ActivityOut(BaseModel):
+    id: UUID
+    type: str
+    actor_id: UUID
+    created_at: datetime
+    expense_id: UUID | None
+    settlement_id: UUID | None
+    user_id: UUID | None
+    detail: dict[str, object] | None = Field(description="Extra facts, e.g. why a recurring rule stopped.")
+
+
 class MembersOut(BaseModel):
     members: list[MemberOut]
 
@@ -139,13 +180,25 @@ class ParticipantIn(Strict):
     ) = None
 
 
+class PayerIn(Strict):
+    user_id: UUID
+    amount: MoneyStr
+
+
 class ExpenseIn(Strict):
     description: Description
     amount: MoneyStr
-    currency: CurrencyCode | None = None
-    paid_by: UUID
+    currency: CurrencyCode | None = Field(default=None, description="Default: the group's currency.")
+    exchange_rate: RateStr | None = None
+    paid_by: UUID | None = Field(default=None, description="One payer paying all; give this or `payers`.")
+    payers: Annotated[list[PayerIn], Field(min_length=1, max_length=MAX_PAYERS)] | None = Field(
+        default=None, description="1..50 distinct members whose amounts sum to `amount`; give this or `paid_by`."
+    )
     split_type: SplitType
     participants: Annotated[list[ParticipantIn], Field(min_length=1, max_length=MAX_PARTICIPANTS)]
+    date: DateStr | None = Field(default=None, description="Default: today (UTC) on create; unchanged on edit.")
+    category: Category | None = None
+    notes: Notes | None = None
 
 
 class ShareOut(BaseModel):
@@ -157,14 +210,22 @@ class ExpenseOut(BaseModel):
     id: UUID
     group_id: UUID
     description: str
-    amount: Amount
+    amount: Amount = Field(description="As entered, in `currency`.")
     currency: str
-    paid_by: UUID
+    exchange_rate: str | None = Field(description="As entered; null in the group's currency.")
+    group_amount: Amount = Field(description="The total in the group's currency (what the ledger posts).")
+    paid_by: UUID | None = Field(description="The payer when there is exactly one, else null.")
+    payers: list[ShareOut] = Field(description="What each payer paid, in the group's currency.")
     split_type: SplitType
-    shares: list[ShareOut]
+    shares: list[ShareOut] = Field(description="What each participant owes, in the group's currency.")
+    date: str
+    category: str | None
+    notes: str | None
     version: int
     created_by: UUID
     created_at: datetime
+    updated_by: UUID
+    updated_at: datetime
     voided_at: datetime | None
 
 
@@ -185,6 +246,7 @@ class SettlementOut(BaseModel):
     note: str | None
     created_by: UUID
     created_at: datetime
+    voided_at: datetime | None
 
 
 class BalanceOut(BaseModel):
@@ -212,6 +274,10 @@ class LedgerEntryOut(BaseModel):
     expense_id: UUID | None
     settlement_id: UUID | None
     created_at: datetime
+
+
+class Versions(BaseModel):
+    items: list[ExpenseOut]
 
 
 class Page(BaseModel, Generic[T]):

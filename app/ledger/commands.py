@@ -31,6 +31,7 @@ class Command(StrEnum):
     EXPENSE_EDIT = "quits_expense_edit"
     EXPENSE_VOID = "quits_expense_void"
     SETTLEMENT_CREATE = "quits_settlement_create"
+    SETTLEMENT_VOID = "quits_settlement_void"
     MEMBER_REMOVE = "quits_member_remove"
     KEY_ONLY = "quits_key_only"
 
@@ -47,6 +48,9 @@ NOT_A_MEMBER = "QUM22"
 KEY_IN_USE = "QUK09"
 KEY_REUSED = "QUK22"
 EXCEEDS_BALANCE = "QUS22"
+SETTLEMENT_NOT_FOUND = "QUS04"
+SETTLEMENT_NOT_VOIDABLE = "QUS09"
+SETTLEMENT_VOIDED = "QUS10"
 INVARIANT_BROKEN = "QUL00"
 
 
@@ -115,6 +119,9 @@ def rejection(exc: BaseException, *, decimals: int | None = None) -> Rejected | 
         EXPENSE_VOIDED: DomainError("expense-not-editable", "a voided expense cannot be edited"),
         EXPENSE_CHANGED: DomainError("precondition-failed", "the expense has changed since it was read"),
         MEMBER_HAS_BALANCE: DomainError("member-has-balance", message),
+        SETTLEMENT_NOT_FOUND: not_found("settlement"),
+        SETTLEMENT_NOT_VOIDABLE: DomainError("settlement-not-voidable", message),
+        SETTLEMENT_VOIDED: DomainError("settlement-not-voidable", "the settlement is voided"),
         EXCEEDS_BALANCE: exceeds_balance(int(detail) if detail.isdigit() else None, decimals),
     }
     if code not in errors:

@@ -35,5 +35,7 @@ BEGIN
     END IF;
     INSERT INTO expenses SELECT (v_expense).*;
     PERFORM quits_post(p_group, p_cmd->'entries', 'expense', v_expense.id, 1, NULL, v_slot);
+    INSERT INTO activity (group_id, id, type, actor_id, created_at, expense_id)
+    VALUES (p_group, quits_uuid7(), 'expense.created', v_caller, v_expense.created_at, v_expense.id);
 END
 $$;

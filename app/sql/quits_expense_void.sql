@@ -2,7 +2,8 @@
 --   {"caller": uuid, "claim"?: {see quits_claim_key}, "expense_id": uuid, "expected_version": int | null,
 --    "voided_at": timestamptz}
 -- Locks the expense (quits_lock_expense: QUX10 when it is already voided), then every slot of its
--- users (QUX09 when one is no longer a member), posts the reversal of its entries, sets voided_at.
+-- users (QUX09 when one is no longer a member), posts the reversal of its entries, sets voided_at
+-- and records the activity.
 CREATE OR REPLACE FUNCTION quits_expense_void(
     p_group uuid, p_cmd jsonb, OUT replayed boolean, OUT status smallint, OUT body text
 )
@@ -33,6 +34,9 @@ BEGIN
         RAISE EXCEPTION 'the expense involves someone who is no longer a member' USING ERRCODE = 'QUX09';
     END IF;
     PERFORM quits_reverse_expense(p_group, v_old.id, v_old.version);
-    UPDATE expenses SET voided_at = v_voided_at, updated_at = v_voided_at WHERE id = v_old.id;
+    UPDATE expenses SET voided_at = v_voided_at, updated_at = v_voided_at, updated_by = v_caller
+    WHERE id = v_old.id;
+    INSERT INTO activity (group_id, id, type, actor_id, created_at, expense_id)
+    VALUES (p_group, quits_uuid7(), 'expense.voided', v_caller, v_voided_at, v_old.id);
 END
 $$;

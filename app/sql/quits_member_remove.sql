@@ -19,5 +19,7 @@ BEGIN
         RAISE EXCEPTION 'a member whose net balance is not zero cannot be removed' USING ERRCODE = 'QUM09';
     END IF;
     DELETE FROM memberships m WHERE m.group_id = p_group AND m.user_id = v_user;
+    INSERT INTO activity (group_id, id, type, actor_id, user_id)
+    VALUES (p_group, quits_uuid7(), 'member.removed', (p_cmd->>'caller')::uuid, v_user);
 END
 $$;

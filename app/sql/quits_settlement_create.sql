@@ -48,5 +48,7 @@ BEGIN
                                    jsonb_build_array(v_s.to_user_id, -v_s.amount_minor)),
         'settlement', NULL, NULL, v_s.id, 0
     );
+    INSERT INTO activity (group_id, id, type, actor_id, created_at, settlement_id)
+    VALUES (p_group, quits_uuid7(), 'settlement.created', v_caller, v_s.created_at, v_s.id);
 END
 $$;

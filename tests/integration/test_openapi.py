@@ -136,13 +136,14 @@ def test_bearer_security_on_every_v1_operation_but_registration(spec: dict[str, 
 
 
 def test_idempotency_key_on_the_financial_writes_and_only_there(spec: dict[str, Any]) -> None:
-    # Contract v2: the two POSTs, and PUT and DELETE of an expense.
+    # Contract v2: the two POSTs, PUT and DELETE of an expense, DELETE of a settlement.
     expense = "/v1/groups/{group_id}/expenses/{expense_id}"
     idempotent = {
         ("post", "/v1/groups/{group_id}/expenses"),
         ("post", "/v1/groups/{group_id}/settlements"),
         ("put", expense),
         ("delete", expense),
+        ("delete", "/v1/groups/{group_id}/settlements/{settlement_id}"),
     }
     for path, method, op in operations(spec):
         header = param(op, "Idempotency-Key")
@@ -165,6 +166,7 @@ def test_pagination_parameters(spec: dict[str, Any]) -> None:
         "/v1/groups/{group_id}/expenses",
         "/v1/groups/{group_id}/settlements",
         "/v1/groups/{group_id}/ledger",
+        "/v1/groups/{group_id}/activity",  # Contract v2
     }
     for path, op in paginated:
         limit, cursor = param(op, "limit"), param(op, "cursor")
@@ -211,5 +213,6 @@ def test_operation_error_wording_refers_to_documented_responses(spec: dict[str, 
 
 def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(spec)]
-    assert len(ids) == len(set(ids)) == 17
+    # 17 in v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement.
+    assert len(ids) == len(set(ids)) == 22
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids

@@ -36,6 +36,7 @@ def test_settlement_moves_balances(api: Api, db_url: URL) -> None:
         "note",
         "created_by",
         "created_at",
+        "voided_at",  # Contract v2
     }
     assert s["amount"] == "2.50" and s["currency"] == "USD" and s["note"] == "cash" and s["created_by"] == b.id
     assert api.nets(a, gid) == {a.id: "2.50", b.id: "-2.50"}
