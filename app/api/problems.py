@@ -43,6 +43,7 @@ STATUS: dict[str, int] = {
     "body-too-large": 413,
     "idempotency-key-reused": 422,
     "settlement-exceeds-balance": 422,
+    "balance-limit-exceeded": 422,
     "validation-error": 422,
     "internal-error": 500,
     "database-unavailable": 503,

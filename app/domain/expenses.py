@@ -259,7 +259,7 @@ async def void(
         if current.voided_at is not None:
             return await _key_only(pool, settings, claim=claim, group_id=group_id, current=current), current
         now = datetime.now(UTC)
-        record = replace(current, voided_at=now, updated_at=now, updated_by=claim.user_id)
+        record = replace(current, voided_at=now)
         cmd = {
             "caller": claim.user_id,
             "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(record))),

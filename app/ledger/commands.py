@@ -52,6 +52,7 @@ SETTLEMENT_NOT_FOUND = "QUS04"
 SETTLEMENT_NOT_VOIDABLE = "QUS09"
 SETTLEMENT_VOIDED = "QUS10"
 INVARIANT_BROKEN = "QUL00"
+BALANCE_LIMIT = "QUB22"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +123,11 @@ def rejection(exc: BaseException, *, decimals: int | None = None) -> Rejected | 
         SETTLEMENT_NOT_FOUND: not_found("settlement"),
         SETTLEMENT_NOT_VOIDABLE: DomainError("settlement-not-voidable", message),
         SETTLEMENT_VOIDED: DomainError("settlement-not-voidable", "the settlement is voided"),
+        BALANCE_LIMIT: DomainError(
+            "balance-limit-exceeded",
+            f"the write would take a member's net balance, or the group's sum of positive nets, past {detail}"
+            " minor units",
+        ),
         EXCEEDS_BALANCE: exceeds_balance(int(detail) if detail.isdigit() else None, decimals),
     }
     if code not in errors:

@@ -2,6 +2,8 @@
 -- [[user_id, amount_minor], ...] in order, and moves slot p_slot of each user's balance. The caller
 -- has already locked those balance rows (quits_lock_slot or quits_lock_members), after inserting
 -- or locking the expense or settlement the entries cite. QUL00: a broken invariant (a bug).
+-- QUB22 (DETAIL: the limit) when the posting raises the group's sum of positive nets past
+-- quits_balance_limit(): read from the committed balances, with this posting's own rows locked.
 CREATE OR REPLACE FUNCTION quits_post(
     p_group uuid, p_entries jsonb, p_kind text,
     p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
@@ -13,6 +15,8 @@ DECLARE
     v_users uuid[];
     v_amounts bigint[];
     v_moved integer;
+    v_positive numeric;
+    v_raised numeric;
 BEGIN
     SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
     INTO v_users, v_amounts
@@ -31,6 +35,16 @@ BEGIN
     GET DIAGNOSTICS v_moved = ROW_COUNT;
     IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
         RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
+    END IF;
+    SELECT sum(greatest(n.net, 0)),
+           sum(greatest(n.net, 0) - greatest(n.net - coalesce(d.delta, 0), 0))
+    INTO v_positive, v_raised
+    FROM (SELECT b.user_id, sum(b.net_minor) AS net FROM balances b WHERE b.group_id = p_group GROUP BY b.user_id) n
+    LEFT JOIN (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
+        ON d.u = n.user_id;
+    IF v_positive > quits_balance_limit() AND v_raised > 0 THEN
+        RAISE EXCEPTION 'the write would take the group''s balances past the limit'
+            USING ERRCODE = 'QUB22', DETAIL = quits_balance_limit()::text;
     END IF;
 END
 $$;

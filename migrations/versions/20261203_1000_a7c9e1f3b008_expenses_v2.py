@@ -32,6 +32,65 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 FUNCTIONS = {
+    "quits_balance_limit": """
+-- The balance limit, in minor units: no write may leave a member's net, or the sum of a group's
+-- positive nets, beyond it (quits_post checks it). The sum bounds every net, since nets sum to zero.
+CREATE OR REPLACE FUNCTION quits_balance_limit() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT 1000000000000000::bigint $$;
+""",
+    "quits_post": """
+-- The only writer of ledger entries and balances. Inserts one balanced posting, p_entries as
+-- [[user_id, amount_minor], ...] in order, and moves slot p_slot of each user's balance. The caller
+-- has already locked those balance rows (quits_lock_slot or quits_lock_members), after inserting
+-- or locking the expense or settlement the entries cite. QUL00: a broken invariant (a bug).
+-- QUB22 (DETAIL: the limit) when the posting raises the group's sum of positive nets past
+-- quits_balance_limit(): read from the committed balances, with this posting's own rows locked.
+CREATE OR REPLACE FUNCTION quits_post(
+    p_group uuid, p_entries jsonb, p_kind text,
+    p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
+) RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_posting uuid := gen_random_uuid();
+    v_users uuid[];
+    v_amounts bigint[];
+    v_moved integer;
+    v_positive numeric;
+    v_raised numeric;
+BEGIN
+    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
+    INTO v_users, v_amounts
+    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n);
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
+        RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
+    END IF;
+    INSERT INTO ledger_entries
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
+    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id
+    FROM unnest(v_users, v_amounts) WITH ORDINALITY AS t(u, a, n)
+    ORDER BY t.n;
+    UPDATE balances b SET net_minor = b.net_minor + d.delta
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
+    WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
+        RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
+    END IF;
+    SELECT sum(greatest(n.net, 0)),
+           sum(greatest(n.net, 0) - greatest(n.net - coalesce(d.delta, 0), 0))
+    INTO v_positive, v_raised
+    FROM (SELECT b.user_id, sum(b.net_minor) AS net FROM balances b WHERE b.group_id = p_group GROUP BY b.user_id) n
+    LEFT JOIN (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
+        ON d.u = n.user_id;
+    IF v_positive > quits_balance_limit() AND v_raised > 0 THEN
+        RAISE EXCEPTION 'the write would take the group''s balances past the limit'
+            USING ERRCODE = 'QUB22', DETAIL = quits_balance_limit()::text;
+    END IF;
+END
+$$;
+""",
     "quits_immutable": """
 -- Rows of an append-only table (expense_versions, activity) are never updated or deleted: the
 -- triggers <table>_immutable and <table>_no_truncate call this to refuse it.
@@ -340,9 +399,47 @@ END
 $$;
 """,
 }
-NEW_SIGNATURES = {"quits_immutable": "", "quits_settlement_void": "uuid, jsonb"}
+NEW_SIGNATURES = {"quits_immutable": "", "quits_settlement_void": "uuid, jsonb", "quits_balance_limit": ""}
 
 PREVIOUS = {
+    "quits_post": """
+-- The only writer of ledger entries and balances. Inserts one balanced posting, p_entries as
+-- [[user_id, amount_minor], ...] in order, and moves slot p_slot of each user's balance. The caller
+-- has already locked those balance rows (quits_lock_slot or quits_lock_members), after inserting
+-- or locking the expense or settlement the entries cite. QUL00: a broken invariant (a bug).
+CREATE OR REPLACE FUNCTION quits_post(
+    p_group uuid, p_entries jsonb, p_kind text,
+    p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
+) RETURNS void
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_posting uuid := gen_random_uuid();
+    v_users uuid[];
+    v_amounts bigint[];
+    v_moved integer;
+BEGIN
+    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
+    INTO v_users, v_amounts
+    FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n);
+    IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
+        RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
+    END IF;
+    INSERT INTO ledger_entries
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
+    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id
+    FROM unnest(v_users, v_amounts) WITH ORDINALITY AS t(u, a, n)
+    ORDER BY t.n;
+    UPDATE balances b SET net_minor = b.net_minor + d.delta
+    FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
+    WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
+        RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
+    END IF;
+END
+$$;
+""",
     "quits_expense_users": """
 -- Everyone an expense row involves: its payer and every participant of its shares.
 CREATE OR REPLACE FUNCTION quits_expense_users(p_expense expenses) RETURNS uuid[]
