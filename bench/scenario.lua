@@ -41,9 +41,39 @@ local function expense()
       table.insert(parts, '{"user_id":"' .. m.id .. '"}')
     end
   end
+  local rate = ""
+  if cfg.params.exchange_rate then
+    rate = '","exchange_rate":"' .. cfg.params.exchange_rate
+  end
   local body = '{"description":"bench","amount":"' .. amounts[(n % #amounts) + 1] ..
-    '","currency":"' .. (cfg.params.currency or "USD") .. '","paid_by":"' .. payer.id .. '","split_type":"equal","participants":[' ..
-    table.concat(parts, ",") .. ']}'
+    '","currency":"' .. (cfg.params.currency or "USD") .. rate .. '","paid_by":"' .. payer.id ..
+    '","split_type":"equal","participants":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format("POST", "/v1/groups/" .. g.id .. "/expenses", {
+    ["Authorization"] = "Bearer " .. payer.token,
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = cfg.tag .. "-" .. tid .. "-" .. n,
+  }, body)
+end
+
+-- as expense(), paid by two members: the payer and the next one, half each (the odd cent to the first)
+local function expense_two_payers()
+  local groups = cfg.groups
+  local g = groups[(n % #groups) + 1]
+  local round = math.floor(n / #groups)
+  local k = #g.members
+  local payer = g.members[(round % k) + 1]
+  local other = g.members[((round + 1) % k) + 1]
+  local amount = amounts[(n % #amounts) + 1]
+  local cents = tonumber((amount:gsub("%.", "")))
+  local first = cents - math.floor(cents / 2)
+  local function money(c) return string.format("%d.%02d", math.floor(c / 100), c % 100) end
+  local parts = {}
+  for j = 1, math.min(k, 3) do
+    table.insert(parts, '{"user_id":"' .. g.members[j].id .. '"}')
+  end
+  local body = '{"description":"bench","amount":"' .. amount .. '","payers":[{"user_id":"' .. payer.id ..
+    '","amount":"' .. money(first) .. '"},{"user_id":"' .. other.id .. '","amount":"' .. money(cents - first) ..
+    '"}],"split_type":"equal","participants":[' .. table.concat(parts, ",") .. ']}'
   return wrk.format("POST", "/v1/groups/" .. g.id .. "/expenses", {
     ["Authorization"] = "Bearer " .. payer.token,
     ["Content-Type"] = "application/json",
@@ -78,6 +108,7 @@ end
 -- request builders by name (LoadScenario.builder in bench/scenarios.py)
 local builders = {
   expense = expense,
+  expense_two_payers = expense_two_payers,
   settlement = settlement,
   balances = balances,
 }

@@ -17,7 +17,14 @@ server, database, seeded groups), when it is enabled, its ratio rows and its mar
 from __future__ import annotations
 
 from bench import pgbench, profiling, report, scale
-from bench.model import TARGET_HOT_RATIO, TARGET_PGBENCH_RATIO, LoadScenario, Measurement, Ratio
+from bench.model import (
+    TARGET_FX_PAYERS_RATIO,
+    TARGET_HOT_RATIO,
+    TARGET_PGBENCH_RATIO,
+    LoadScenario,
+    Measurement,
+    Ratio,
+)
 from bench.seed import debt_pairs
 
 LOAD_SCENARIOS: tuple[LoadScenario, ...] = (
@@ -31,6 +38,20 @@ LOAD_SCENARIOS: tuple[LoadScenario, ...] = (
             Ratio("p99/pgbench", "spread"),
             Ratio("hot/spread", target=TARGET_HOT_RATIO),
         ),
+    ),
+    # The same with two payers (half each), and in a foreign currency (EUR at 1.0850 in the USD groups)
+    LoadScenario(
+        name="create-expense-2-payers",
+        builder="expense_two_payers",
+        placements=("spread",),
+        ratios=(Ratio("rps/pgbench", "spread", target=TARGET_FX_PAYERS_RATIO),),
+    ),
+    LoadScenario(
+        name="create-expense-fx",
+        builder="expense",
+        placements=("spread",),
+        params={"currency": "EUR", "exchange_rate": "1.0850"},
+        ratios=(Ratio("rps/pgbench", "spread", target=TARGET_FX_PAYERS_RATIO),),
     ),
     # POST .../settlements of 0.01 along each group's suggested payments (after one large expense each)
     LoadScenario(name="create-settlement", builder="settlement", prepare=debt_pairs),
