@@ -72,9 +72,40 @@ DECISIONS = f"""
   A malformed `If-Match` is a 400 `invalid-header`.
 - A `PUT` equal to the current version (same description, amount, payer, split type and owed
   amounts) writes nothing: 200 with the same body, `version` and `ETag`.
-- `Idempotency-Key` is honoured on `PUT` and `DELETE` of an expense with the rules of the `POST`s;
-  a request that changes nothing (an edit equal to the current version, a second void) still
-  claims its key, so a retry replays it and another request under the key is a 422.
+- `Idempotency-Key` is honoured on `PUT` and `DELETE` of an expense and `DELETE` of a settlement,
+  with the rules of the `POST`s; a request that changes nothing (an edit equal to the current
+  version, a second void) still claims its key, so a retry replays it and another request under the
+  key is a 422.
+- **Several payers**: give `paid_by` (one payer paying all) or `payers` (1..50 distinct members,
+  each amount > 0, summing exactly to `amount`), never both or neither (422 at `payers`). A payer
+  who is not a current member is a 422 at `paid_by` or `payers`. The ledger posts `+paid` to each
+  payer and `-owed` to each participant (not netted per user).
+- **Foreign currency**: `currency` other than the group's needs `exchange_rate` (group units per one
+  unit of `currency`); in the group's currency it must be absent or exactly 1 (and is returned as
+  null). Converted total half up; the owed parts, and separately the paid parts, by largest remainder
+  over that total (ties by ascending user_id), so each sums exactly to `group_amount`. A total that
+  converts to 0, or past 10^12 minor units of the group's currency, is a 422 at `amount`.
+- **Dates**: `date` is `YYYY-MM-DD` between 1900-01-01 and 2999-12-31; it defaults to today (UTC) on
+  create, and an edit without `date` keeps the expense's date. `since`/`until`/`category` filter the
+  list (dates inclusive); a malformed filter is a 422.
+- **Cursors** are bound to their list: the list, its group (or caller) and its filters. A cursor
+  presented to another list, group or filter set is a 400 `invalid-cursor`.
+- **History**: `GET .../expenses/{id}/versions` lists every version, oldest first, as the API returned
+  it; a version is stored when it is replaced and never rewritten. A void is not a new version: the
+  last item shows `voided_at`, and `updated_by`/`updated_at` stay those of the version (the activity
+  feed says who voided it).
+- **Settlement voids** post the exact negation of the settlement's entries (kind `reversal`, citing
+  the settlement), whatever the balances are now; a settlement whose payer or payee is no longer a
+  member cannot be voided (409 `settlement-not-voidable`). A second `DELETE` returns the same voided
+  settlement and posts nothing. Settlements carry an `ETag` (`"1"`, `"1-voided"`) and honour
+  `If-Match` on `DELETE`.
+- **Balance limit**: a write that raises the group's sum of positive nets past 10^15 minor units is
+  a 422 `balance-limit-exceeded` and writes nothing (that sum bounds every member's net, since nets
+  sum to zero). It is checked against the committed balances with the write's own balance rows
+  locked; writes that lower the sum (settlements, voids, expenses the other way) always pass.
+- **Activity**: every write records who did what (`type`, `actor_id`, the expense, settlement or
+  member it concerns); items are never changed. Activity from before this feature was backfilled
+  from the stored expenses, settlements and memberships (actor: the creator; `detail.backfilled`).
 """
 
 IDEMPOTENCY_DESCRIPTION = (
