@@ -18,9 +18,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, desc in {
         400: "Bad request (bad cursor, bad Idempotency-Key)",
         401: "Missing or invalid bearer token",
+        403: "Forbidden",
         404: "Not found (or not visible to the caller)",
         409: "Conflict",
         422: "Invalid payload; nothing was written",
+        429: "Too many attempts; retry after Retry-After seconds",
         503: "Database unavailable or contention persisted; retry after Retry-After seconds",
     }.items()
 }
