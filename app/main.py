@@ -32,6 +32,7 @@ from app.infra.db import (
 )
 from app.infra.gate import GroupGate
 from app.infra.passwords import Passwords
+from app.infra.testhooks import WorkerHeader
 
 logger = logging.getLogger("quits")
 
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.settings.hot_path:
         app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    if app.state.settings.enable_test_hooks:
+        app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
     app.include_router(health.router)
     for module in (users, sessions, tokens, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
