@@ -32,6 +32,12 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: PROBLEM_RESPONSES[c] for c in codes}
 
 
+def created_at_location(path: str) -> dict[int | str, dict[str, Any]]:
+    """The 201 response's `Location` header, for the OpenAPI document."""
+    header = {"description": f"The new resource's path, `{path}`.", "schema": {"type": "string"}}
+    return {201: {"description": "Created", "headers": {"Location": header}}}
+
+
 def json_bytes(body: Any) -> bytes:
     return orjson.dumps(body)
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import AccountsDep
-from app.api.render import problems, respond
+from app.api.render import created_at_location, problems, respond
 from app.domain import accounts
 from app.domain.account_schemas import SessionCreate, SessionCreated
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["users"])
     "/sessions",
     status_code=201,
     response_model=SessionCreated,
-    responses=problems(401, 409, 422, 429),
+    responses={**problems(401, 409, 422, 429), **created_at_location("/v1/users/me/tokens/{token_id}")},
     summary="Log in with email and password: a new api_token",
     description=(
         "Public (no bearer token). The right email and password give a new token named \"session\" (listed and "

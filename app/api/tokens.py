@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
-from app.api.render import problems, respond
+from app.api.render import created_at_location, problems, respond
 from app.domain import tokens as svc
 from app.domain.account_schemas import TokenCreate, TokenCreated, TokenOut
 from app.infra.tx import run_transaction
@@ -35,7 +35,7 @@ async def list_tokens(user: CurrentUser, engine: EngineDep) -> Response:
     "/users/me/tokens",
     status_code=201,
     response_model=TokenCreated,
-    responses=problems(401, 409, 422),
+    responses={**problems(401, 409, 422), **created_at_location("/v1/users/me/tokens/{id}")},
     summary="Create a named API token; the api_token is shown only here",
     description=(
         "Names need not be unique. A user keeps at most `max_tokens_per_user` (100) live tokens: beyond, "

@@ -215,3 +215,23 @@ def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(spec)]
     assert len(ids) == len(set(ids)) == 22  # 17 of contract v1, 5 of accounts and tokens
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
+
+
+def test_account_operations_are_documented(spec: dict[str, Any]) -> None:
+    ops = {op["operationId"]: (path, method, op) for path, method, op in operations(spec)}
+    assert {"post_session", "put_password", "list_tokens", "post_token", "delete_token"} <= set(ops)
+    assert ops["post_session"][2]["security"] == []
+    for name in ("post_session", "put_password"):
+        limited = ops[name][2]["responses"]["429"]
+        assert "too-many-attempts" in limited["description"] and "Retry-After" in limited["headers"], name
+    assert "invalid-current-password" in ops["put_password"][2]["responses"]["403"]["description"]
+    assert "another user's" in ops["delete_token"][2]["responses"]["404"]["description"]
+    for name in ("post_session", "post_token"):
+        assert "Location" in ops[name][2]["responses"]["201"]["headers"], name
+    listed = resolve(spec, ops["list_tokens"][2]["responses"]["200"]["content"]["application/json"]["schema"]["items"])
+    assert set(listed["properties"]) == {"id", "name", "created_at", "last_used_at"}  # never the token
+    password = spec["components"]["schemas"]["UserCreate"]["properties"]["password"]
+    assert non_null(password)["minLength"] == 8 and non_null(password)["maxLength"] == 128
+    info = spec["info"]["description"]
+    for decision in ("Argon2id", "within 500 ms", "at most once a minute", "invalid-credentials"):
+        assert decision in info, decision
