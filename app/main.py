@@ -13,16 +13,26 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 
-from app.api import balances, expenses, groups, health, openapi, problems, settlements, users
+from app.api import balances, expenses, groups, health, openapi, problems, sessions, settlements, tokens, users
 from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
 from app.domain import idempotency
+from app.domain.accounts import Services
 from app.domain.idempotency import KeysInFlight
 from app.domain.users import TokenCache
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings, get_settings
-from app.infra.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
+from app.infra.db import (
+    make_engine,
+    make_write_pool,
+    prepare_embedded,
+    resolve_urls,
+    stop_embedded,
+    warn_if_single_role,
+)
 from app.infra.gate import GroupGate
+from app.infra.passwords import Passwords
+from app.infra.testhooks import WorkerHeader
 
 logger = logging.getLogger("quits")
 
@@ -48,15 +58,18 @@ def run_migrations(url: URL) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    url, embedded = await asyncio.to_thread(resolve_url, settings)
-    if embedded:
-        await ensure_database(url)
+    urls = await asyncio.to_thread(resolve_urls, settings)
+    warn_if_single_role(settings)
+    embedded = urls.embedded
+    await prepare_embedded(urls, settings)
     migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else embedded
     if migrate:
-        await asyncio.to_thread(run_migrations, url)
-    app.state.engine = make_engine(url, settings)
-    app.state.write_pool = await make_write_pool(url, settings)
-    app.state.database_url = url
+        await asyncio.to_thread(run_migrations, urls.migrations)
+    app.state.engine = make_engine(urls.service, settings)
+    app.state.write_pool = await make_write_pool(urls.service, settings)
+    app.state.database_url = urls.service
+    app.state.accounts = Services(engine=app.state.engine, settings=settings, passwords=app.state.passwords)
+    await app.state.passwords.warm()
     purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
     # future collection, so a full collection walks only request garbage (shorter tail latencies).
@@ -90,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings or get_settings()
-    app.state.token_cache = TokenCache()
+    settings = app.state.settings
+    app.state.token_cache = TokenCache(size=settings.token_cache_size, ttl_s=settings.token_cache_ttl_ms / 1000)
+    app.state.passwords = Passwords(settings)
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
     app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
     app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
@@ -99,8 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.settings.hot_path:
         app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    if app.state.settings.enable_test_hooks:
+        app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
     app.include_router(health.router)
-    for module in (users, groups, expenses, settlements, balances):
+    for module in (users, sessions, tokens, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     openapi.install(app)

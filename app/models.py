@@ -61,9 +61,34 @@ class User(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     email: Mapped[str] = mapped_column(String(254), nullable=False)
-    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # Argon2id; NULL: none set
     created_at: Mapped[datetime] = _now()
     __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
+
+
+class ApiToken(Base):
+    """A user's named API token, stored as the SHA-256 of the token. Revoked tokens stay (revoked_at set)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, unique=True)
+    created_at: Mapped[datetime] = _now()
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        Index("ix_api_tokens_user_id_created_at", "user_id", "created_at", postgresql_where=text("revoked_at IS NULL")),
+    )
+
+
+class LoginFailure(Base):
+    """Failed logins of one account or one client address (subject: a SHA-256) in the current window."""
+
+    __tablename__ = "login_failures"
+    subject: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class Group(Base):

@@ -14,7 +14,7 @@ import sys
 from sqlalchemy.engine import URL
 
 from app.infra.config import get_settings
-from app.infra.db import make_engine, resolve_url
+from app.infra.db import make_engine, prepare_embedded, resolve_urls
 from app.ledger.reads import Drift, find_drift
 
 
@@ -28,8 +28,10 @@ async def check(url: URL) -> list[Drift]:
 
 
 def main() -> int:
-    url, _ = resolve_url(get_settings())
-    drift = asyncio.run(check(url))
+    settings = get_settings()
+    urls = resolve_urls(settings)
+    asyncio.run(prepare_embedded(urls, settings))
+    drift = asyncio.run(check(urls.service))
     for d in drift:
         print(f"DRIFT group={d.group_id} user={d.user_id} balance={d.balance_minor} ledger={d.ledger_minor}: {d.what}")
     print(f"{len(drift)} problem(s) found" if drift else "ok: every balance equals its ledger entries")

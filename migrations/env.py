@@ -1,4 +1,5 @@
-"""Alembic environment: the same URL logic as the app (DATABASE_URL or the embedded server)."""
+"""Alembic environment: the same URL logic as the app. Migrations run as the schema's owner:
+MIGRATION_DATABASE_URL (else DATABASE_URL), or quits_owner on the embedded server."""
 
 import asyncio
 import logging.config
@@ -8,8 +9,8 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.infra.config import get_settings
-from app.infra.db import ensure_database, normalise_url, resolve_url
+from app.infra.config import Settings, get_settings
+from app.infra.db import Urls, normalise_url, prepare_embedded, resolve_urls
 from app.models import Base
 
 config = context.config
@@ -20,11 +21,13 @@ target_metadata = Base.metadata
 MIGRATION_LOCK_ID = 0x71756974  # pg_advisory_lock key: concurrent workers migrate one at a time
 
 
-def _url() -> tuple[URL, bool]:
+def _url() -> tuple[URL, tuple[Urls, Settings] | None]:
     explicit = config.attributes.get("database_url")
     if explicit:
-        return normalise_url(explicit), False
-    return resolve_url(get_settings())
+        return normalise_url(explicit), None
+    settings = get_settings()
+    urls = resolve_urls(settings)
+    return urls.migrations, (urls, settings) if urls.embedded else None
 
 
 def run_migrations_offline() -> None:
@@ -49,8 +52,8 @@ def _run(connection: Connection) -> None:
 
 async def run_migrations_online() -> None:
     url, embedded = _url()
-    if embedded:
-        await ensure_database(url)
+    if embedded is not None:  # the roles and the database exist before quits_owner logs in
+        await prepare_embedded(*embedded)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

@@ -11,9 +11,11 @@ from sqlalchemy.engine import URL
 
 from app.infra.config import PROJECT_ROOT
 from app.infra.db import embedded_socket_url, ensure_database, normalise_url
+from app.infra.roles import APP_ROLE, OWNER_ROLE, prepare_server, role_url
 
 TEST_DATABASE = "quits_test"
 TABLES = ("activity", "expense_versions", "idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
+ACCOUNT_TABLES = ("api_tokens", "login_failures")  # emptied by reset; counted by counts(url, ACCOUNT_TABLES)
 
 
 def test_database_url() -> URL:
@@ -27,6 +29,23 @@ def test_database_url() -> URL:
     url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", TEST_DATABASE)
     asyncio.run(ensure_database(url))
     return url
+
+
+def prepare_test_database(admin: URL) -> None:
+    """As production: the roles, the database owned by quits_owner, migrated by quits_owner. The tests
+    keep the superuser URL (admin) for inspection and reset; the app connects as quits_app (app_url)."""
+    from app.main import run_migrations
+
+    asyncio.run(prepare_server(admin, database=str(admin.database)))
+    run_migrations(owner_url(admin))
+
+
+def owner_url(admin: URL) -> URL:
+    return role_url(admin, OWNER_ROLE)
+
+
+def app_url(admin: URL) -> URL:
+    return role_url(admin, APP_ROLE)
 
 
 def dsn(url: URL, database: str | None = None) -> str:
@@ -56,15 +75,15 @@ def reset(url: URL) -> None:
         conn = await asyncpg.connect(dsn(url))
         try:
             await conn.execute("SET session_replication_role = replica")
-            await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+            await conn.execute(f"TRUNCATE {', '.join(TABLES + ACCOUNT_TABLES)} CASCADE")
         finally:
             await conn.close()
 
     asyncio.run(go())
 
 
-def counts(url: URL) -> dict[str, int]:
-    sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in TABLES)
+def counts(url: URL, tables: tuple[str, ...] = TABLES) -> dict[str, int]:
+    sql = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM {t}" for t in tables)
     return {r["t"]: r["n"] for r in run_sql(url, sql)}
 
 

@@ -1,4 +1,4 @@
-"""Dependency aliases: EngineDep, SettingsDep, CurrentUser.
+"""Dependency aliases: EngineDep, SettingsDep, CurrentUser, AccountsDep.
 
 Every dependency is `async def`: FastAPI runs a plain `def` dependency in a worker thread, a
 thread hand-off on every request for what is an attribute read.
@@ -6,6 +6,7 @@ thread hand-off on every request for what is an attribute read.
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Annotated
 from uuid import UUID
 
@@ -13,8 +14,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.errors import DomainError, not_found
+from app.domain.accounts import Services
 from app.domain.groups import group_currency, is_member
-from app.domain.users import TokenCache, UserRecord, bearer_token_of, hash_token, user_by_token
+from app.domain.users import TokenCache, UserRecord, bearer_token_of, hash_token, touch_token, user_by_token
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings
 
@@ -47,24 +49,44 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-async def current_user(request: Request) -> UserRecord:
-    """The caller, from the bearer token (cached: users and tokens never change). Reads the engine
-    from app.state rather than through a sub-dependency: every route pays for this one."""
+async def _look_up(request: Request, key: bytes) -> UserRecord:
+    """The owner of a live token from the database; last_used_at written when it is stale."""
     engine: AsyncEngine = request.app.state.engine
+    touch_after_s = request.app.state.settings.token_touch_interval_s
+    async with engine.connect() as conn:
+        owner = await user_by_token(conn, key, touch_after_s=touch_after_s)
+        if owner is None:
+            raise _unauthorized("invalid api token")
+        if owner.stale:
+            await touch_token(conn, owner.token_id, touch_after_s=touch_after_s)
+            await conn.commit()
+    return owner.user
+
+
+async def current_user(request: Request) -> UserRecord:
+    """The caller, from the bearer token. A worker caches token -> user for at most token_cache_ttl_ms
+    (app.domain.users.TokenCache), so a revoked token is refused everywhere within that time. Reads
+    app.state rather than sub-dependencies: every route pays for this one."""
     token = bearer_token(request)
     cache: TokenCache = request.app.state.token_cache
     key = hash_token(token)
     user = cache.get(key)
     if user is None:
-        async with engine.connect() as conn:
-            user = await user_by_token(conn, token)
-        if user is None:
-            raise _unauthorized("invalid api token")
-        cache.put(key, user)
+        read_at = monotonic()  # before the read: the entry cannot outlive a revocation by more than the ttl
+        user = await _look_up(request, key)
+        cache.put(key, user, read_at=read_at)
     return user
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def get_accounts(request: Request) -> Services:
+    services: Services = request.app.state.accounts
+    return services
+
+
+AccountsDep = Annotated[Services, Depends(get_accounts)]
 
 
 async def writable_currency(request: Request, engine: AsyncEngine, group_id: UUID, user: UserRecord) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.openapi_accounts import ACCOUNT_DECISIONS, ACCOUNT_ERRORS
 from app.api.pagination import MAX_CURSOR_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from app.core.money import MONEY_PATTERN
@@ -27,7 +28,7 @@ BODY_LIMIT_KIB = Settings.model_fields["max_body_bytes"].default // 1024
 
 BEARER_SCHEME = "bearerAuth"
 PROBLEM_REF = "#/components/schemas/Problem"
-PUBLIC_OPERATIONS = frozenset({("post", "/v1/users")})
+PUBLIC_OPERATIONS = frozenset({("post", "/v1/users"), ("post", "/v1/sessions")})
 """Operations under /v1 that need no bearer token."""
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -36,8 +37,8 @@ DECISIONS = f"""
 ## Conventions
 
 - **Auth**: `Authorization: Bearer <api_token>` on every `/v1` operation except `POST /v1/users`
-  (which returns the token, once). A missing or bad token is a 401 with `WWW-Authenticate: Bearer`.
-  A group the caller is not a member of does not exist for them: 404.
+  and `POST /v1/sessions` (which return a token, once). A missing, unknown or revoked token is a 401
+  with `WWW-Authenticate: Bearer`. A group the caller is not a member of does not exist for them: 404.
 - **Errors** are RFC 9457 problem details (`Content-Type: {PROBLEM_MEDIA_TYPE}`, schema `Problem`);
   `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
   a malformed path UUID, `limit` or body is a 422 too; a `cursor` the list did not issue or a bad
@@ -54,6 +55,7 @@ DECISIONS = f"""
   `Retry-After`; nothing was written. `GET /health` then answers 503
   `{{"status": "degraded", "database": "unavailable"}}`.
 
+{ACCOUNT_DECISIONS}
 ## Decisions the contract leaves open
 
 - Any current member may record expenses and settlements, and edit or void any expense of the group.
@@ -156,11 +158,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 ERROR_DESCRIPTIONS: dict[str, str] = {
     "400": "Bad request: a bad `cursor` or `Idempotency-Key`",
     "401": "Missing or invalid bearer token",
+    "403": "Forbidden",
     "404": "Not found, or not visible to the caller (a group they are not a member of)",
     "409": "Conflict",
     "413": f"`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, {BODY_LIMIT_KIB} KiB"
     " by default)",
     "422": "Invalid request (body, path or query parameter); nothing was written",
+    "429": "Too many failed password attempts; retry after `Retry-After` seconds",
     "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
 }
 
@@ -170,9 +174,13 @@ _CURSOR_400 = "`invalid-cursor`: `cursor` is not a `next_cursor` this list issue
 _GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
 
 OPERATION_ERRORS: dict[str, dict[str, str]] = {
+    **ACCOUNT_ERRORS,
     "post_user": {
         "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
-        "422": "`validation-error`: invalid name or email, or unknown fields; nothing was written",
+        "422": (
+            "`validation-error`: invalid name or email, a password shorter than 8 or longer than 128 characters "
+            "or a weak one, or unknown fields; nothing was written"
+        ),
     },
     "post_group": {"422": "`validation-error`: invalid name, or currency is not an active ISO 4217 code"},
     "get_groups": {"400": _CURSOR_400},
@@ -325,7 +333,7 @@ def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
         response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
         if code == "401":
             response.setdefault("headers", {})["WWW-Authenticate"] = WWW_AUTHENTICATE_HEADER
-        if code == "503":
+        if code in ("429", "503"):
             response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
     if any(p["name"] == IDEMPOTENCY_HEADER for p in op.get("parameters", [])):
         for code, response in responses.items():
@@ -395,7 +403,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         BEARER_SCHEME: {
             "type": "http",
             "scheme": "bearer",
-            "description": "`Authorization: Bearer <api_token>`, the token returned once by `POST /v1/users`.",
+            "description": (
+                "`Authorization: Bearer <api_token>`, a token returned once by `POST /v1/users`, `POST /v1/sessions` "
+                "or `POST /v1/users/me/tokens`."
+            ),
         }
     }
     for path, item in document.get("paths", {}).items():

@@ -1,8 +1,9 @@
 """RFC 9457 problem details: the one place a domain error becomes an HTTP status.
 
 Everything below the edge raises app.core.errors.DomainError with a code (the problem slug);
-STATUS maps each code to its status, and a few codes carry a header (401: WWW-Authenticate,
-503: Retry-After). A code missing from STATUS is a bug and renders as a 500.
+STATUS maps each code to its status, and a few codes carry a header (401: WWW-Authenticate;
+429 and 503: Retry-After, from the error's retry_after_s or else the configured default).
+A code missing from STATUS is a bug and renders as a 500.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ STATUS: dict[str, int] = {
     "invalid-header": 400,
     "invalid-idempotency-key": 400,
     "unauthorized": 401,
+    "invalid-credentials": 401,
+    "invalid-current-password": 403,
     "not-found": 404,
     "method-not-allowed": 405,
     "already-member": 409,
@@ -38,6 +41,8 @@ STATUS: dict[str, int] = {
     "group-full": 409,
     "idempotency-key-in-use": 409,
     "member-has-balance": 409,
+    "password-changed": 409,
+    "too-many-tokens": 409,
     "precondition-failed": 412,
     "settlement-not-voidable": 409,
     "body-too-large": 413,
@@ -45,6 +50,7 @@ STATUS: dict[str, int] = {
     "settlement-exceeds-balance": 422,
     "balance-limit-exceeded": 422,
     "validation-error": 422,
+    "too-many-attempts": 429,
     "internal-error": 500,
     "database-unavailable": 503,
     "try-again": 503,
@@ -62,6 +68,7 @@ _TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -71,11 +78,11 @@ def status_of(error: DomainError) -> int:
     return STATUS.get(error.code, 500)
 
 
-def _headers(status: int, retry_after_s: int) -> dict[str, str]:
+def _headers(status: int, retry_after_s: int | None) -> dict[str, str]:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
-    if status == 503:
-        return {"Retry-After": str(retry_after_s)}
+    if status in (429, 503):
+        return {"Retry-After": str(retry_after_s or RETRY_AFTER_S)}
     return {}
 
 
@@ -97,7 +104,7 @@ def problem_response(
     }
     if error.fields:
         body["errors"] = [{"loc": _loc(f), "msg": f.msg} for f in error.fields]
-    all_headers = {**_headers(status, RETRY_AFTER_S), **(headers or {})}
+    all_headers = {**_headers(status, error.retry_after_s), **(headers or {})}
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=all_headers)
 
 

@@ -18,10 +18,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, desc in {
         400: "Bad request (bad cursor, bad Idempotency-Key)",
         401: "Missing or invalid bearer token",
+        403: "Forbidden",
         404: "Not found (or not visible to the caller)",
         409: "Conflict",
         412: "Precondition failed: If-Match does not match the current version; nothing was written",
         422: "Invalid payload; nothing was written",
+        429: "Too many attempts; retry after Retry-After seconds",
         503: "Database unavailable or contention persisted; retry after Retry-After seconds",
     }.items()
 }
@@ -29,6 +31,12 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: PROBLEM_RESPONSES[c] for c in codes}
+
+
+def created_at_location(path: str) -> dict[int | str, dict[str, Any]]:
+    """The 201 response's `Location` header, for the OpenAPI document."""
+    header = {"description": f"The new resource's path, `{path}`.", "schema": {"type": "string"}}
+    return {201: {"description": "Created", "headers": {"Location": header}}}
 
 
 def json_bytes(body: Any) -> bytes:

@@ -1,7 +1,8 @@
 """Domain errors: what went wrong, named by a stable code. Only app/api decides the HTTP status.
 
 `code` is the problem slug the client sees (`.../problems/<code>`); `fields` point at the input at
-fault, as paths inside the request body (the edge adds the "body" prefix).
+fault, as paths inside the request body (the edge adds the "body" prefix); `retry_after_s`, when
+set, is how long until the same request may succeed.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ class FieldError:
 class DomainError(Exception):
     """Raised anywhere below the edge; app.api.problems renders it as problem+json."""
 
-    def __init__(self, code: str, detail: str, *, fields: Sequence[FieldError] = ()) -> None:
+    def __init__(
+        self, code: str, detail: str, *, fields: Sequence[FieldError] = (), retry_after_s: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.fields = tuple(fields)
+        self.retry_after_s = retry_after_s
 
 
 def invalid(path: Path, msg: str) -> DomainError:

@@ -90,9 +90,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Password = Annotated[
+    StrictStr,
+    StringConstraints(min_length=8, max_length=128),
+    Storable,
+    Field(
+        description=(
+            "8..128 characters; not one repeated character, a plain run (12345678, abcdefgh), the email or its "
+            "part before @, or a very common password (422). Stored as an Argon2id hash, never returned."
+        )
+    ),
+]
+
+
 class UserCreate(Strict):
     name: Name
     email: Email
+    password: Password | None = None
 
 
 class UserOut(BaseModel):

@@ -12,14 +12,23 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    # Database. No DATABASE_URL: an embedded PostgreSQL is started under embedded_data_dir.
+    # Database. No DATABASE_URL: an embedded PostgreSQL is started under embedded_data_dir, with the
+    # roles quits_owner (migrations) and quits_app (the service) made for it (app/infra/roles.py).
+    # DATABASE_URL is the service's connection (the app role); MIGRATION_DATABASE_URL is Alembic's (the
+    # owner of the schema). DATABASE_URL alone: one role for both, with a warning at start-up.
     database_url: str | None = None
+    migration_database_url: str | None = None
     embedded_data_dir: Path = PROJECT_ROOT / ".data" / "postgres"
     embedded_database: str = "quits"
+    # CONNECTION LIMIT of quits_app on the embedded server; None: max_connections minus the superuser
+    # reserved slots minus 10 for the owner and operators.
+    embedded_app_connection_limit: int | None = Field(default=None, ge=1, le=10_000)
     migrate_on_startup: bool | None = None  # None: only when the database is embedded
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
-    db_write_pool_size: int = Field(default=10, ge=1, le=200)  # asyncpg pool of the hot writes
+    # Connections per worker: db_pool_size + db_max_overflow + db_write_pool_size (15 by default). Keep
+    # workers x that + operator headroom < max_connections - superuser_reserved_connections (README).
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=2, ge=0, le=200)
+    db_write_pool_size: int = Field(default=8, ge=1, le=200)  # asyncpg pool of the hot writes
     db_pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
     db_connect_timeout_s: float = Field(default=3.0, gt=0, le=60)
     statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
@@ -39,6 +48,27 @@ class Settings(BaseSettings):
     group_settle_gate: int = Field(default=1, ge=0, le=1_000)
     # The shorter way in for the two hot POSTs (app/hotpath.py); false sends everything through FastAPI.
     hot_path: bool = True
+
+    # API tokens. A worker caches token -> user for token_cache_ttl_ms (at most 1 s, so a revoked token
+    # is refused by every worker within a second); last_used_at is written at most once per
+    # token_touch_interval_s per token.
+    token_cache_ttl_ms: int = Field(default=500, ge=0, le=1_000)
+    token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    token_touch_interval_s: int = Field(default=60, ge=1, le=86_400)
+    max_tokens_per_user: int = Field(default=100, ge=1, le=1_000)
+
+    # Passwords: Argon2id parameters (RFC 9106's second recommendation by default) and how many hashes
+    # one worker computes at once (each takes password_hash_memory_kib of memory).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=10)
+    password_hash_memory_kib: int = Field(default=65_536, ge=1_024, le=1_048_576)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=16)
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # Failed logins (and wrong current passwords) per account and per client address, counted in
+    # PostgreSQL (shared by every worker) in fixed windows of login_failure_window_s.
+    login_failure_window_s: int = Field(default=900, ge=1, le=86_400)
+    login_max_failures_per_account: int = Field(default=10, ge=1, le=10_000)
+    login_max_failures_per_address: int = Field(default=100, ge=1, le=100_000)
 
     # Limits on input.
     max_group_members: int = Field(default=1_000, ge=2, le=100_000)

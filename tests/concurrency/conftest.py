@@ -32,9 +32,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 from app.infra.db import embedded_socket_url, ensure_database, normalise_url
-from app.main import run_migrations
 from tests.concurrency.helpers import Live, Server, log_problems
-from tests.dbutil import run_sql
+from tests.dbutil import app_url, owner_url, prepare_test_database, run_sql
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY_DATABASE = "quits_test_concurrency"
@@ -50,7 +49,7 @@ def db_url() -> URL:
     else:
         url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", CONCURRENCY_DATABASE)
         asyncio.run(ensure_database(url))
-    run_migrations(url)
+    prepare_test_database(url)
     return url
 
 
@@ -84,7 +83,8 @@ def server(db_url: URL) -> Iterator[Server]:
     os.close(log_fd)
     env = {
         **os.environ,
-        "DATABASE_URL": db_url.render_as_string(hide_password=False),
+        "DATABASE_URL": app_url(db_url).render_as_string(hide_password=False),
+        "MIGRATION_DATABASE_URL": owner_url(db_url).render_as_string(hide_password=False),
         "MIGRATE_ON_STARTUP": "false",
         "ENABLE_TEST_HOOKS": "true",
         "DB_POOL_SIZE": "20",

@@ -120,15 +120,18 @@ def test_every_error_response_is_problem_json(spec: dict[str, Any]) -> None:
             assert "404" in responses, (method, path)
 
 
-def test_bearer_security_on_every_v1_operation_but_registration(spec: dict[str, Any]) -> None:
+def test_bearer_security_on_every_v1_operation_but_registration_and_login(spec: dict[str, Any]) -> None:
     scheme = spec["components"]["securitySchemes"]["bearerAuth"]
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
     assert "security" not in spec  # no global default: every operation says what it needs
     for path, method, op in operations(spec):
-        public = (method, path) == ("post", "/v1/users") or not path.startswith("/v1")
+        public = (method, path) in {("post", "/v1/users"), ("post", "/v1/sessions")} or not path.startswith("/v1")
         if public:
             assert op["security"] == [], (method, path)
-            assert "401" not in op["responses"], (method, path)
+            if (method, path) == ("post", "/v1/sessions"):  # its 401 is a wrong email or password, not a token
+                assert "invalid-credentials" in op["responses"]["401"]["description"]
+            else:
+                assert "401" not in op["responses"], (method, path)
         else:
             assert op["security"] == [{"bearerAuth": []}], (method, path)
             unauthorized = op["responses"]["401"]
@@ -213,6 +216,27 @@ def test_operation_error_wording_refers_to_documented_responses(spec: dict[str, 
 
 def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(spec)]
-    # 17 in v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement.
-    assert len(ids) == len(set(ids)) == 22
+    # 17 of contract v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement (5),
+    # and sessions, password change, token list, create and revoke (5).
+    assert len(ids) == len(set(ids)) == 27
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
+
+
+def test_account_operations_are_documented(spec: dict[str, Any]) -> None:
+    ops = {op["operationId"]: (path, method, op) for path, method, op in operations(spec)}
+    assert {"post_session", "put_password", "list_tokens", "post_token", "delete_token"} <= set(ops)
+    assert ops["post_session"][2]["security"] == []
+    for name in ("post_session", "put_password"):
+        limited = ops[name][2]["responses"]["429"]
+        assert "too-many-attempts" in limited["description"] and "Retry-After" in limited["headers"], name
+    assert "invalid-current-password" in ops["put_password"][2]["responses"]["403"]["description"]
+    assert "another user's" in ops["delete_token"][2]["responses"]["404"]["description"]
+    for name in ("post_session", "post_token"):
+        assert "Location" in ops[name][2]["responses"]["201"]["headers"], name
+    listed = resolve(spec, ops["list_tokens"][2]["responses"]["200"]["content"]["application/json"]["schema"]["items"])
+    assert set(listed["properties"]) == {"id", "name", "created_at", "last_used_at"}  # never the token
+    password = spec["components"]["schemas"]["UserCreate"]["properties"]["password"]
+    assert non_null(password)["minLength"] == 8 and non_null(password)["maxLength"] == 128
+    info = spec["info"]["description"]
+    for decision in ("Argon2id", "within 500 ms", "at most once a minute", "invalid-credentials"):
+        assert decision in info, decision

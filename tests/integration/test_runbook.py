@@ -143,6 +143,7 @@ def test_uvicorn_with_embedded_postgres_serves_health_and_stops_it(tmp_path: Pat
         assert (data_dir / "postmaster.pid").exists()
         r = httpx.post(f"http://127.0.0.1:{port}/v1/users", json={"name": "N", "email": "n@example.com"})
         assert r.status_code == 201  # migrations were applied on startup
+        assert _service_roles(data_dir) == ["quits_app"]  # the service's connections, as the app role
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
@@ -150,6 +151,14 @@ def test_uvicorn_with_embedded_postgres_serves_health_and_stops_it(tmp_path: Pat
     while (data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not (data_dir / "postmaster.pid").exists(), out
+
+
+def _service_roles(data_dir: Path) -> list[str]:
+    """Who the running service is connected as (read without joining the embedded server's handles)."""
+    lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    url = URL.create("postgresql", username="postgres", database="quits", query={"host": lines[4], "port": lines[3]})
+    rows = run_sql(url, "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name = 'quits'")
+    return [str(r["usename"]) for r in rows]
 
 
 def test_balance_slots_migration_keeps_every_net_both_ways(scratch_db: URL) -> None:

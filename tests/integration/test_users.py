@@ -12,7 +12,7 @@ def test_create_user_returns_token_once_and_stores_hash(api: Api, db_url: URL) -
     assert set(body) == {"id", "name", "email", "created_at", "api_token"}
     assert body["created_at"].endswith("Z")
     token = body["api_token"]
-    stored = run_sql(db_url, "SELECT token_hash FROM users WHERE id = $1::uuid", body["id"])[0]["token_hash"]
+    stored = run_sql(db_url, "SELECT token_hash FROM api_tokens WHERE user_id = $1::uuid", body["id"])[0]["token_hash"]
     assert token.encode() not in bytes(stored) and len(bytes(stored)) == 32
     me = api.client.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200
