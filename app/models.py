@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -60,10 +61,27 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False)
-    email: Mapped[str] = mapped_column(String(254), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)  # null for a guest only
     password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)  # Argon2id; NULL: none set
+    guest: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[datetime] = _now()
-    __table_args__ = (Index("uq_users_email_lower", func.lower(text("email")), unique=True),)
+    __table_args__ = (
+        Index("uq_users_email_lower", func.lower(text("email")), unique=True),
+        CheckConstraint("guest OR email IS NOT NULL", name="email_unless_guest"),
+    )
+
+
+class Invite(Base):
+    """A single-use code (stored as its SHA-256) that lets a guest's person claim their place."""
+
+    __tablename__ = "invites"
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ApiToken(Base):

@@ -11,15 +11,17 @@ from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, respond, time_page
 from app.core.errors import invalid
 from app.core.money import is_currency_code
-from app.domain import activity
+from app.core.records import rfc3339
+from app.domain import activity, guests
 from app.domain import groups as svc
 from app.domain.schemas import (
     ActivityOut,
     GroupCreate,
     GroupDetail,
     GroupOut,
+    InviteOut,
     MemberAdd,
-    MemberListItem,
+    MemberOut,
     MembersOut,
     Page,
 )
@@ -79,21 +81,27 @@ async def get_group(group_id: UUID, user: CurrentUser, engine: EngineDep) -> Res
     status_code=201,
     response_model=MembersOut,
     responses=problems(401, 404, 409, 422),
-    summary="Add a registered user (by user_id or email); returns the member list",
-    description="Any member may add members. Give exactly one of `user_id` or `email` (case-insensitive).",
+    summary="Add a registered user (by user_id or email) or a guest (by name); returns the member list",
+    description=(
+        "Any member may add members. Give exactly one of `user_id`, `email` (case-insensitive) or `name`: a name "
+        "alone adds a **guest**, a person without an account who takes part in expenses and settlements like "
+        "anyone; `POST .../members/{user_id}/invite` lets them claim the place later."
+    ),
 )
 async def post_member(
     group_id: UUID, body: MemberAdd, user: CurrentUser, engine: EngineDep, settings: SettingsDep
 ) -> Response:
-    if (body.user_id is None) == (body.email is None):
-        raise invalid((), "give exactly one of user_id or email")
+    if sum(v is not None for v in (body.user_id, body.email, body.name)) != 1:
+        raise invalid((), "give exactly one of user_id, email or name (a guest)")
 
     async def work(conn: AsyncConnection) -> list[svc.MemberRecord]:
         await svc.group_for_member(conn, group_id, user.id)
-        new_id = await svc.find_user_id(conn, body.user_id, body.email)
-        await svc.add_member(
-            conn, group_id=group_id, user_id=new_id, actor_id=user.id, max_members=settings.max_group_members
-        )
+        limit = settings.max_group_members
+        if body.name is not None:
+            await guests.add_guest(conn, group_id=group_id, name=body.name, actor_id=user.id, max_members=limit)
+        else:
+            new_id = await svc.find_user_id(conn, body.user_id, body.email)
+            await svc.add_member(conn, group_id=group_id, user_id=new_id, actor_id=user.id, max_members=limit)
         return await svc.list_members(conn, group_id)
 
     members = await run_transaction(engine, settings, work)
@@ -121,7 +129,7 @@ async def delete_member(
 
 @router.get(
     "/groups/{group_id}/members",
-    response_model=list[MemberListItem],
+    response_model=list[MemberOut],
     responses=problems(401, 404, 422),
     summary="The group's current members",
     description="`email` is null and `guest` true for a guest member (a person without an account).",
@@ -130,7 +138,7 @@ async def get_members(group_id: UUID, user: CurrentUser, engine: EngineDep) -> R
     async with engine.connect() as conn:
         await svc.group_for_member(conn, group_id, user.id)
         members = await svc.list_members(conn, group_id)
-    return respond([{**svc.render_member(m), "guest": False} for m in members])
+    return respond([svc.render_member(m) for m in members])
 
 
 @router.get(
@@ -152,3 +160,26 @@ async def get_activity(group_id: UUID, user: CurrentUser, engine: EngineDep, pag
         await svc.group_for_member(conn, group_id, user.id)
         rows = await activity.list_page(conn, group_id, page.limit + 1, after)
     return time_page(rows, page.limit, activity.render, scope)
+
+
+@router.post(
+    "/groups/{group_id}/members/{user_id}/invite",
+    status_code=201,
+    response_model=InviteOut,
+    responses=problems(401, 404, 409, 422),
+    summary="An invite code for a guest member to claim their place (single use, 7 days)",
+    description=(
+        "Any member may invite a guest. The code is shown only here; `POST /v1/users/claim` turns the guest into a "
+        "full user with the same id and history. A member who is not a guest: 409 not-a-guest."
+    ),
+)
+async def post_invite(
+    group_id: UUID, user_id: UUID, user: CurrentUser, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    async def work(conn: AsyncConnection) -> guests.Invite:
+        await svc.group_for_member(conn, group_id, user.id)
+        return await guests.create_invite(conn, group_id=group_id, user_id=user_id, actor_id=user.id)
+
+    invite = await run_transaction(engine, settings, work)
+    body = {"invite_code": invite.code, "expires_at": rfc3339(invite.expires_at)}
+    return respond(body, 201, {"Location": f"/v1/groups/{group_id}/members"})

@@ -28,7 +28,7 @@ BODY_LIMIT_KIB = Settings.model_fields["max_body_bytes"].default // 1024
 
 BEARER_SCHEME = "bearerAuth"
 PROBLEM_REF = "#/components/schemas/Problem"
-PUBLIC_OPERATIONS = frozenset({("post", "/v1/users"), ("post", "/v1/sessions")})
+PUBLIC_OPERATIONS = frozenset({("post", "/v1/users"), ("post", "/v1/sessions"), ("post", "/v1/users/claim")})
 """Operations under /v1 that need no bearer token."""
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -105,6 +105,13 @@ DECISIONS = f"""
   a 422 `balance-limit-exceeded` and writes nothing (that sum bounds every member's net, since nets
   sum to zero). It is checked against the committed balances with the write's own balance rows
   locked; writes that lower the sum (settlements, voids, expenses the other way) always pass.
+- **Guests**: `POST .../members` with `{{"name"}}` alone adds a person without an account (`guest`
+  true, `email` null, no token); they pay, owe and settle like anyone. Any member may create an
+  invite for a guest (`POST .../members/{{user_id}}/invite`: a single-use code shown once, valid 7
+  days; a member who is not a guest: 409 `not-a-guest`). `POST /v1/users/claim` (no bearer token)
+  turns the guest into a full user with the same id, balances and history and returns a token; a
+  code that is unknown, used, expired or whose guest was already claimed is a 422
+  `invalid-invite`, an email already taken a 409; nothing is written then.
 - **Activity**: every write records who did what (`type`, `actor_id`, the expense, settlement or
   member it concerns); items are never changed. Activity from before this feature was backfilled
   from the stored expenses, settlements and memberships (actor: the creator; `detail.backfilled`).

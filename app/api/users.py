@@ -5,9 +5,9 @@ from starlette.responses import Response
 
 from app.api.deps import AccountsDep, CurrentUser
 from app.api.render import problems, respond
-from app.domain import accounts
+from app.domain import accounts, guests
 from app.domain.account_schemas import PasswordChange
-from app.domain.schemas import UserCreate, UserCreated, UserOut
+from app.domain.schemas import ClaimIn, UserCreate, UserCreated, UserOut
 from app.domain.users import render
 
 router = APIRouter(tags=["users"])
@@ -29,6 +29,25 @@ router = APIRouter(tags=["users"])
 )
 async def post_user(body: UserCreate, svc: AccountsDep) -> Response:
     user, token = await accounts.register(svc, name=body.name, email=body.email, password=body.password)
+    return respond({**render(user), "api_token": token}, 201, {"Location": "/v1/users/me"})
+
+
+@router.post(
+    "/users/claim",
+    status_code=201,
+    response_model=UserCreated,
+    responses=problems(409, 422),
+    summary="A guest's person claims their place with an invite code: the guest becomes a full user",
+    description=(
+        "Public (no bearer token). The guest keeps their id, memberships, balances and history; the response is "
+        "as for `POST /v1/users`, with an `api_token`. A code that is unknown, used or expired (or whose guest was "
+        "already claimed): 422 invalid-invite. An email already taken: 409 email-taken. Nothing is written then."
+    ),
+)
+async def post_claim(body: ClaimIn, svc: AccountsDep) -> Response:
+    user, token = await guests.claim(
+        svc, code=body.invite_code, email=body.email, name=body.name, password=body.password
+    )
     return respond({**render(user), "api_token": token}, 201, {"Location": "/v1/users/me"})
 
 
@@ -57,7 +76,5 @@ async def get_me(user: CurrentUser) -> Response:
 )
 async def put_password(body: PasswordChange, user: CurrentUser, svc: AccountsDep, request: Request) -> Response:
     host = request.client.host if request.client else None
-    await accounts.change_password(
-        svc, user=user, current=body.current_password, new=body.new_password, host=host
-    )
+    await accounts.change_password(svc, user=user, current=body.current_password, new=body.new_password, host=host)
     return Response(status_code=204)

@@ -34,7 +34,8 @@ class GroupRecord:
 class MemberRecord:
     user_id: uuid.UUID
     name: str
-    email: str
+    email: str | None  # None for a guest
+    guest: bool
 
 
 _GROUP_FOR_MEMBER = text(
@@ -109,7 +110,7 @@ async def list_groups(
 async def list_members(conn: AsyncConnection, group_id: uuid.UUID) -> list[MemberRecord]:
     rows = await conn.execute(
         text(
-            "SELECT u.id AS user_id, u.name, u.email FROM memberships m JOIN users u ON u.id = m.user_id"
+            "SELECT u.id AS user_id, u.name, u.email, u.guest FROM memberships m JOIN users u ON u.id = m.user_id"
             " WHERE m.group_id = :g ORDER BY u.id"
         ),
         {"g": group_id},
@@ -161,7 +162,7 @@ def render(group: GroupRecord) -> dict[str, Any]:
 
 def render_member(member: MemberRecord) -> dict[str, Any]:
     """A member on the wire (schema MemberOut)."""
-    return {"user_id": str(member.user_id), "name": member.name, "email": member.email}
+    return {"user_id": str(member.user_id), "name": member.name, "email": member.email, "guest": member.guest}
 
 
 async def remove_member(

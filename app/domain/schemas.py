@@ -128,7 +128,8 @@ class GroupCreate(Strict):
 class MemberOut(BaseModel):
     user_id: UUID
     name: str
-    email: str
+    email: str | None = Field(description="null for a guest")
+    guest: bool = Field(description="a person without an account, added by name")
 
 
 class GroupOut(BaseModel):
@@ -144,12 +145,23 @@ class GroupDetail(GroupOut):
 
 
 class MemberAdd(Strict):
+    """Exactly one: a registered user by `user_id` or `email`, or a guest by `name` alone."""
+
     user_id: UUID | None = None
     email: Email | None = None
+    name: Name | None = None
 
 
-class MemberListItem(MemberOut):
-    guest: bool
+class InviteOut(BaseModel):
+    invite_code: str = Field(description="Single use; shown only here. `POST /v1/users/claim` takes it.")
+    expires_at: datetime
+
+
+class ClaimIn(Strict):
+    invite_code: Annotated[StrictStr, StringConstraints(min_length=1, max_length=100)]
+    email: Email
+    name: Name | None = None
+    password: Password | None = None
 
 
 class ActivityOut(BaseModel):

@@ -13,7 +13,7 @@ def test_create_group_caller_is_first_member(api: Api) -> None:
     assert set(g) == {"id", "name", "currency", "created_by", "created_at"}
     assert g["currency"] == "JPY" and g["created_by"] == a.id
     detail = api.client.get(f"/v1/groups/{g['id']}", headers=a.headers).json()
-    assert detail["members"] == [{"user_id": a.id, "name": "Ann", "email": a.email}]
+    assert detail["members"] == [{"user_id": a.id, "name": "Ann", "email": a.email, "guest": False}]  # v2: guest
 
 
 @pytest.mark.parametrize("currency", ["usd", "US", "XYZ", "", "USDD", 840, None, "XXX"])
