@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 from app.infra.config import PROJECT_ROOT
 from app.infra.db import embedded_socket_url, ensure_database, normalise_url
 from app.infra.roles import APP_ROLE, OWNER_ROLE, prepare_server, role_url
+from app.ledger import audit
 
 TEST_DATABASE = "quits_test"
 TABLES = ("activity", "expense_versions", "idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
@@ -103,6 +104,9 @@ def assert_ledger_invariants(url: URL) -> None:
     assert groups == [], f"groups whose nets do not sum to zero: {groups}"
     orphans = run_sql(url, ORPHANED_ENTRIES)
     assert orphans == [], f"ledger entries citing a missing group, user, expense or settlement: {orphans}"
+    for query in audit.QUERIES:  # every posting is what its expense version or settlement says
+        mismatches = run_sql(url, query.text)
+        assert mismatches == [], f"ledger entries differ from the records they cite: {mismatches}"
 
 
 # Ledger entries have no foreign keys (migration d4f6b8c0e005); the single writer must keep them whole.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.ledger import audit
 from app.ledger.postings import check_nets
 
 
@@ -66,7 +67,8 @@ _ORPHANED = text(
 
 async def find_drift(conn: AsyncConnection) -> list[Drift]:
     """Recompute every balance from the ledger; report rows that differ, postings that do not sum to
-    zero and entries that cite a group, user, expense or settlement that does not exist."""
+    zero, entries that cite a group, user, expense or settlement that does not exist, and entries that
+    differ from what the expense version or settlement they cite says (app.ledger.audit)."""
     drift = [
         Drift(
             group_id=r.group_id,
@@ -97,4 +99,15 @@ async def find_drift(conn: AsyncConnection) -> list[Drift]:
         )
         for r in await conn.execute(_ORPHANED)
     ]
+    for query in audit.QUERIES:  # the ledger against the expenses and settlements it cites
+        drift += [
+            Drift(
+                group_id=r.group_id,
+                user_id=r.user_id,
+                balance_minor=int(r.expected_minor),
+                ledger_minor=int(r.posted_minor),
+                what=r.what,
+            )
+            for r in await conn.execute(query)
+        ]
     return drift
