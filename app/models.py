@@ -219,6 +219,10 @@ class LedgerEntry(Base):
     expense_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     settlement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = _now()
+    # Tamper evidence (migration c9e1f3a5b011): the entry's hash chain (one per group and balance slot)
+    # and its hash, SHA-256 of the previous entry's hash and this entry's fields (quits_entry_hash).
+    chain_slot: Mapped[int] = mapped_column(BALANCE_SLOT, nullable=False)
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     __table_args__ = (
         CheckConstraint(
             "(expense_id IS NULL) <> (settlement_id IS NULL) AND (expense_id IS NULL) = (expense_version IS NULL)"
@@ -229,6 +233,16 @@ class LedgerEntry(Base):
         Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
         Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
     )
+
+
+class LedgerChain(Base):
+    """The head of one of a group's ledger hash chains (one per balance slot) and its length."""
+
+    __tablename__ = "ledger_chains"
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(BALANCE_SLOT, primary_key=True)
+    head: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    entries: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 class ExpenseVersion(Base):

@@ -77,4 +77,42 @@ SETTLEMENTS = text(
     """
 )
 
-QUERIES = (EXPENSES, EXPENSE_POSTINGS, SETTLEMENTS)
+# Every entry's hash follows from the previous entry of its chain and its own fields; the first
+# entry of a chain follows from the chain's genesis. The first entry that does not follow is named:
+# an altered entry, or the one after a removed entry. (An attacker who rewrites every later hash too
+# is not caught by this alone: keep `python -m app.verify --heads` output somewhere the database's
+# owner cannot write, and compare.)
+CHAIN_LINKS = text(
+    """
+    SELECT group_id, user_id, 0 AS expected_minor, amount_minor AS posted_minor,
+           'ledger entry ' || id || ' (seq ' || seq || ', chain ' || chain_slot
+               || '): its hash does not follow from the chain' AS what
+    FROM (
+        SELECT l.*, quits_entry_hash(
+                   coalesce(lag(l.chain_hash) OVER w, quits_chain_genesis(l.group_id, l.chain_slot)),
+                   l.id, l.posting_id, l.group_id, l.user_id, l.amount_minor, l.kind,
+                   l.expense_id, l.expense_version, l.settlement_id, l.created_at) AS expected
+        FROM ledger_entries l
+        WINDOW w AS (PARTITION BY l.group_id, l.chain_slot ORDER BY l.seq)
+    ) x
+    WHERE x.expected <> x.chain_hash
+    """
+)
+
+# Each chain's head row names its last entry's hash and its length: entries removed at the end, or a
+# head moved, show here.
+CHAIN_HEADS = text(
+    """
+    SELECT c.group_id, NULL::uuid AS user_id, c.entries AS expected_minor, coalesce(l.n, 0) AS posted_minor,
+           'ledger chain ' || c.slot || ' of group ' || c.group_id || ': its head does not match its entries' AS what
+    FROM ledger_chains c
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS n, (array_agg(e.chain_hash ORDER BY e.seq DESC))[1] AS last
+        FROM ledger_entries e WHERE e.group_id = c.group_id AND e.chain_slot = c.slot
+    ) l ON true
+    WHERE c.entries <> coalesce(l.n, 0)
+       OR c.head <> coalesce(l.last, quits_chain_genesis(c.group_id, c.slot))
+    """
+)
+
+QUERIES = (EXPENSES, EXPENSE_POSTINGS, SETTLEMENTS, CHAIN_LINKS, CHAIN_HEADS)

@@ -1,9 +1,11 @@
 -- The only writer of ledger entries and balances. Inserts one balanced posting, p_entries as
--- [[user_id, amount_minor], ...] in order, and moves slot p_slot of each user's balance. The caller
--- has already locked those balance rows (quits_lock_slot or quits_lock_members), after inserting
--- or locking the expense or settlement the entries cite. QUL00: a broken invariant (a bug).
--- QUB22 (DETAIL: the limit) when the posting raises the group's sum of positive nets past
--- quits_balance_limit(): read from the committed balances, with this posting's own rows locked.
+-- [[user_id, amount_minor], ...] in order, appended to the hash chain of (group, p_slot), and moves
+-- slot p_slot of each user's balance. The caller has already locked those balance rows
+-- (quits_lock_slot or quits_lock_members), after inserting or locking the expense or settlement the
+-- entries cite; the chain's head row is locked after them (every writer takes it last).
+-- QUL00: a broken invariant (a bug). QUB22 (DETAIL: the limit) when the posting raises the group's
+-- sum of positive nets past quits_balance_limit(): read from the committed balances, with this
+-- posting's own rows locked.
 CREATE OR REPLACE FUNCTION quits_post(
     p_group uuid, p_entries jsonb, p_kind text,
     p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
@@ -12,8 +14,12 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_posting uuid := gen_random_uuid();
+    v_at timestamptz := now();
     v_users uuid[];
     v_amounts bigint[];
+    v_ids uuid[] := '{}';
+    v_hashes bytea[] := '{}';
+    v_hash bytea;
     v_moved integer;
     v_positive numeric;
     v_raised numeric;
@@ -24,11 +30,25 @@ BEGIN
     IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
         RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
     END IF;
+    SELECT c.head INTO v_hash FROM ledger_chains c WHERE c.group_id = p_group AND c.slot = p_slot FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'group % has no chain %', p_group, p_slot USING ERRCODE = 'QUL00';
+    END IF;
+    FOR i IN 1 .. cardinality(v_users) LOOP
+        v_ids := v_ids || quits_uuid7();
+        v_hash := quits_entry_hash(v_hash, v_ids[i], v_posting, p_group, v_users[i], v_amounts[i], p_kind,
+                                   p_expense_id, p_expense_version, p_settlement_id, v_at);
+        v_hashes := v_hashes || v_hash;
+    END LOOP;
     INSERT INTO ledger_entries
-        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id)
-    SELECT quits_uuid7(), v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id
-    FROM unnest(v_users, v_amounts) WITH ORDINALITY AS t(u, a, n)
+        (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id,
+         created_at, chain_slot, chain_hash)
+    SELECT t.id, v_posting, p_group, t.u, t.a, p_kind, p_expense_id, p_expense_version, p_settlement_id,
+           v_at, p_slot, t.h
+    FROM unnest(v_ids, v_users, v_amounts, v_hashes) WITH ORDINALITY AS t(id, u, a, h, n)
     ORDER BY t.n;
+    UPDATE ledger_chains SET head = v_hash, entries = entries + cardinality(v_users)
+    WHERE group_id = p_group AND slot = p_slot;
     UPDATE balances b SET net_minor = b.net_minor + d.delta
     FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
     WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;

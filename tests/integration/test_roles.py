@@ -87,8 +87,9 @@ def test_the_app_role_may_read_and_append_to_the_ledger_only(api: Api, db_url: U
                 before: int = await conn.fetchval("SELECT count(*) FROM ledger_entries")
                 await conn.execute(
                     "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind,"
-                    " expense_id, expense_version) SELECT gen_random_uuid(), gen_random_uuid(), group_id, user_id,"
-                    " 0, kind, expense_id, expense_version FROM ledger_entries LIMIT 1"
+                    " expense_id, expense_version, chain_slot, chain_hash) SELECT gen_random_uuid(),"
+                    " gen_random_uuid(), group_id, user_id, 0, kind, expense_id, expense_version, chain_slot,"
+                    " chain_hash FROM ledger_entries LIMIT 1"
                 )
                 after: int = await conn.fetchval("SELECT count(*) FROM ledger_entries")
                 raise _RollBack(after - before)

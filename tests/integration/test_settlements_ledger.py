@@ -179,8 +179,10 @@ def test_verify_command_reports_entries_citing_missing_rows(api: Api, db_url: UR
     gid = api.group(a)
     ghost = str(uuid.uuid4())
     orphan = (
-        "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version)"
-        " SELECT gen_random_uuid(), $1::uuid, $2::uuid, $3::uuid, x, 'expense', $4::uuid, 1 FROM unnest(ARRAY[5, -5]) x"
+        "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version,"
+        " chain_slot, chain_hash)"
+        " SELECT gen_random_uuid(), $1::uuid, $2::uuid, $3::uuid, x, 'expense', $4::uuid, 1, 0, '\\x00'::bytea"
+        " FROM unnest(ARRAY[5, -5]) x"
     )
     run_sql(db_url, orphan, str(uuid.uuid4()), gid, a.id, ghost)  # sums to zero: no balance drifts
     try:

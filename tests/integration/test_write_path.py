@@ -40,8 +40,9 @@ def test_the_database_still_refuses_out_of_range_values(api: Api, db_url: URL) -
     assert "quits_amount_minor" in _refused(db_url, settlement, gid, ua, ub, -5)
     assert "distinct_parties" in _refused(db_url, settlement, gid, ua, ua, 5)  # a table rule still
     entry = (
-        "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, settlement_id)"
-        " VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, 0, $3, gen_random_uuid())"
+        "INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, settlement_id,"
+        " chain_slot, chain_hash) VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, 0, $3, gen_random_uuid(),"
+        " 0, '\\x00')"
     )
     assert "quits_entry_kind" in _refused(db_url, entry, gid, ua, "gift")
     assert "kind_refs" in _refused(db_url, entry, gid, ua, "expense")  # expense entry without an expense
