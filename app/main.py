@@ -32,6 +32,7 @@ from app.infra.db import (
 )
 from app.infra.gate import GroupGate
 from app.infra.passwords import Passwords
+from app.infra.revocations import RevocationListener
 from app.infra.testhooks import WorkerHeader
 
 logger = logging.getLogger("quits")
@@ -71,6 +72,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.accounts = Services(engine=app.state.engine, settings=settings, passwords=app.state.passwords)
     await app.state.passwords.warm()
     purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    revocations = RevocationListener(
+        url=urls.service, cache=app.state.token_cache, connect_timeout_s=settings.db_connect_timeout_s
+    )
+    revocations.start()
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
     # future collection, so a full collection walks only request garbage (shorter tail latencies).
     gc.collect()
@@ -83,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purger.cancel()
         with suppress(asyncio.CancelledError):
             await purger
+        await revocations.stop()
         await app.state.write_pool.close()
         await app.state.engine.dispose()
         if embedded:
@@ -104,7 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     settings = app.state.settings
-    app.state.token_cache = TokenCache(size=settings.token_cache_size, ttl_s=settings.token_cache_ttl_ms / 1000)
+    app.state.token_cache = TokenCache(
+        size=settings.token_cache_size,
+        ttl_s=settings.token_cache_ttl_ms / 1000,
+        listen_ttl_s=settings.token_cache_listen_ttl_s,
+    )
     app.state.passwords = Passwords(settings)
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
     app.state.group_gate = GroupGate(app.state.settings.group_write_gate)

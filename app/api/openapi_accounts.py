@@ -8,9 +8,10 @@ ACCOUNT_DECISIONS = """
 - A user has named API tokens (`GET`/`POST /v1/users/me/tokens`): registration makes one named
   "registration", each password login (`POST /v1/sessions`) one named "session". Tokens are stored as
   SHA-256 hashes and shown only when created. At most 100 live tokens per user (`max_tokens_per_user`).
-- A revoked token (`DELETE /v1/users/me/tokens/{token_id}`) is refused at once by the worker that
-  revoked it and within 500 ms (`token_cache_ttl_ms`, at most 1 s) by every other worker.
-  `last_used_at` is written at most once a minute per token.
+- A revoked token (`DELETE /v1/users/me/tokens/{token_id}`) is refused at once by every worker (the
+  revocation is announced with PostgreSQL NOTIFY as it commits), and within 500 ms
+  (`token_cache_ttl_ms`, at most 1 s) by a worker that has lost that channel. `last_used_at` is
+  written at most once a minute per token.
 - Passwords are optional, 8..128 characters, and refused (422) when weak: one repeated character, a
   plain run (12345678, abcdefgh), the email or its part before @, a very common password. They are
   stored as Argon2id hashes. A wrong email and a wrong password are the same 401

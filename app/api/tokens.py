@@ -59,8 +59,9 @@ async def post_token(body: TokenCreate, user: CurrentUser, engine: EngineDep, se
     responses=problems(401, 404, 422),
     summary="Revoke one of the caller's tokens",
     description=(
-        "The token is refused from now on by this worker and within `token_cache_ttl_ms` (500 ms by default, "
-        "never more than 1 s) by every other worker. Revoking the token of the request itself is allowed. "
+        "The token is refused from now on by every worker: the revocation is announced to them (PostgreSQL "
+        "NOTIFY) as it commits; a worker that has lost that channel caches tokens for at most `token_cache_ttl_ms` "
+        "(500 ms by default, never more than 1 s). Revoking the token of the request itself is allowed. "
         "Another user's token, an unknown id or a token already revoked: 404 `not-found`, nothing written."
     ),
 )

@@ -73,6 +73,8 @@ async def _room_for_one(conn: AsyncConnection, user_id: uuid.UUID, *, limit: int
         return []
     if evict_session:
         evicted = (await conn.execute(_EVICT_SESSION, {"user_id": user_id, "name": SESSION_TOKEN})).scalar()
+        if evicted is not None:
+            await announce_revoked(conn, bytes(evicted))
         if evicted is not None and live - 1 < limit:
             return [evicted]
     raise _too_many(limit)
@@ -95,7 +97,17 @@ async def revoke_token(conn: AsyncConnection, *, user_id: uuid.UUID, token_id: u
     token_hash = (await conn.execute(_REVOKE, {"id": token_id, "user_id": user_id})).scalar()
     if token_hash is None:
         raise not_found("token")
+    await announce_revoked(conn, bytes(token_hash))
     return bytes(token_hash)
+
+
+REVOKED_CHANNEL = "quits_token_revoked"
+_NOTIFY = text(f"SELECT pg_notify('{REVOKED_CHANNEL}', encode(:h, 'hex'))")
+
+
+async def announce_revoked(conn: AsyncConnection, token_hash: bytes) -> None:
+    """Tell every worker (app.infra.revocations listens) at commit; nothing is sent if it rolls back."""
+    await conn.execute(_NOTIFY, {"h": token_hash})
 
 
 def render(token: TokenRecord) -> dict[str, Any]:

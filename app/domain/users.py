@@ -50,16 +50,25 @@ def bearer_token_of(authorization: str) -> str | None:
 
 
 class TokenCache:
-    """Token hash → user, per worker, bounded (the oldest entry goes first) and short-lived: an entry is
-    served for at most ttl seconds counted from *before* the database read that found the token, so a
-    token revoked at time t is refused by every worker from t + ttl on. A hit is a dict lookup and one
-    clock read (app.api.hotpath relies on it)."""
+    """Token hash → user, per worker, bounded (the oldest entry goes first). An entry is served for at
+    most its ttl counted from *before* the database read that found the token:
 
-    def __init__(self, *, size: int, ttl_s: float) -> None:
-        assert size > 0 and 0 <= ttl_s <= 1.0
+    - while this worker listens for revocations (app.infra.revocations: PostgreSQL NOTIFY, sent when a
+      revocation commits), `listen_ttl_s` (minutes): a revocation evicts the token at once;
+    - otherwise (not yet connected, or the listening connection was lost) `ttl_s` (at most 1 s), so a
+      token revoked at time t is refused by every worker from t + ttl_s on in any case.
+
+    A revocation that arrives while the token is being read keeps that read out of the cache. A hit is
+    a dict lookup and one clock read (app.api.hotpath relies on it)."""
+
+    def __init__(self, *, size: int, ttl_s: float, listen_ttl_s: float = 0.0) -> None:
+        assert size > 0 and 0 <= ttl_s <= 1.0 and listen_ttl_s >= 0
         self._size = size
         self._ttl_s = ttl_s
+        self._listen_ttl_s = listen_ttl_s
+        self._listening = False
         self._items: OrderedDict[bytes, tuple[UserRecord, float]] = OrderedDict()
+        self._revoked: OrderedDict[bytes, float] = OrderedDict()  # recent revocations: hash → when
 
     def get(self, key: bytes) -> UserRecord | None:
         entry = self._items.get(key)
@@ -69,15 +78,30 @@ class TokenCache:
 
     def put(self, key: bytes, user: UserRecord, *, read_at: float) -> None:
         """Cache user for the token hash key; read_at is monotonic() taken before the lookup began."""
-        if self._ttl_s <= 0:
+        ttl = self._listen_ttl_s if self._listening else self._ttl_s
+        if ttl <= 0 or self._revoked.get(key, float("-inf")) >= read_at:
             return
-        self._items[key] = (user, read_at + self._ttl_s)
+        self._items[key] = (user, read_at + ttl)
         self._items.move_to_end(key)
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
     def discard(self, key: bytes) -> None:
         self._items.pop(key, None)
+
+    def revoked(self, key: bytes) -> None:
+        """A revocation committed (a NOTIFY): evict, and keep reads begun before now out of the cache."""
+        self._items.pop(key, None)
+        self._revoked[key] = monotonic()
+        self._revoked.move_to_end(key)
+        while len(self._revoked) > self._size:
+            self._revoked.popitem(last=False)
+
+    def listening(self, on: bool) -> None:
+        """Entered or left listening mode: either way, forget every entry (revocations may have been
+        missed while not listening, and entries cached for minutes must not outlive the listener)."""
+        self._listening = on
+        self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # token_touch_interval_s per token.
     token_cache_ttl_ms: int = Field(default=500, ge=0, le=1_000)
     token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    # While a worker listens for revocations (PostgreSQL NOTIFY), it may keep a token this long: a
+    # revocation evicts it at once. 0: never cache longer than token_cache_ttl_ms.
+    token_cache_listen_ttl_s: int = Field(default=60, ge=0, le=3_600)
     token_touch_interval_s: int = Field(default=60, ge=1, le=86_400)
     max_tokens_per_user: int = Field(default=100, ge=1, le=1_000)
 

@@ -96,7 +96,13 @@ def test_token_operations_need_a_token(api: Api) -> None:
         assert_problem(r, 401, "unauthorized")
 
 
-def test_last_used_at_is_written_at_most_once_per_interval(api: Api, db_url: URL) -> None:
+def test_last_used_at_is_written_at_most_once_per_interval(settings: Settings, clean_db: URL) -> None:
+    # The short-ttl regime (no revocation listener): every 0.5 s the token row is read again.
+    with TestClient(create_app(settings.model_copy(update={"token_cache_listen_ttl_s": 0}))) as client:
+        _last_used_at_written_once_per_interval(Api(client), clean_db)
+
+
+def _last_used_at_written_once_per_interval(api: Api, db_url: URL) -> None:
     a = api.user()
     created = new_token(api, a)
     sql = "SELECT last_used_at FROM api_tokens WHERE id = $1::uuid"

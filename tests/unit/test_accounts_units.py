@@ -68,6 +68,24 @@ def test_token_cache_is_bounded_and_a_zero_ttl_caches_nothing() -> None:
     assert len(off) == 0 and off.get(b"k") is None
 
 
+def test_while_listening_entries_live_long_and_a_revocation_evicts_at_once() -> None:
+    cache = TokenCache(size=10, ttl_s=0.5, listen_ttl_s=60)
+    user = _user()
+    cache.listening(True)
+    cache.put(b"k", user, read_at=monotonic() - 30)  # read half a minute ago: still served while listening
+    assert cache.get(b"k") is user
+    cache.revoked(b"k")
+    assert cache.get(b"k") is None
+    cache.put(b"k", user, read_at=monotonic() - 1)  # a read begun before the revocation is never cached
+    assert cache.get(b"k") is None
+    cache.put(b"k2", user, read_at=monotonic())
+    assert cache.get(b"k2") is user
+    cache.listening(False)  # the listener was lost: forget everything, back to the short ttl
+    assert cache.get(b"k2") is None
+    cache.put(b"k2", user, read_at=monotonic() - 30)
+    assert cache.get(b"k2") is None
+
+
 def test_token_cache_ttl_is_at_most_one_second() -> None:
     with pytest.raises(AssertionError):
         TokenCache(size=3, ttl_s=1.5)
