@@ -177,12 +177,8 @@ class LedgerEntry(Base):
     settlement_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     created_at: Mapped[datetime] = _now()
     __table_args__ = (
-        CheckConstraint(
-            "(expense_id IS NULL) <> (settlement_id IS NULL) AND (expense_id IS NULL) = (expense_version IS NULL)"
-            " AND (kind <> 'expense' OR expense_id IS NOT NULL)"
-            " AND (kind <> 'settlement' OR settlement_id IS NOT NULL)",
-            name="kind_refs",
-        ),
+        # The rule (one of expense or settlement cited, matching the kind) is app/sql/quits_entry_refs_ok.sql.
+        CheckConstraint("quits_entry_refs_ok(kind, expense_id, expense_version, settlement_id)", name="kind_refs"),
         Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
         Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
     )
