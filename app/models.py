@@ -224,12 +224,8 @@ class LedgerEntry(Base):
     chain_slot: Mapped[int] = mapped_column(BALANCE_SLOT, nullable=False)
     chain_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     __table_args__ = (
-        CheckConstraint(
-            "(expense_id IS NULL) <> (settlement_id IS NULL) AND (expense_id IS NULL) = (expense_version IS NULL)"
-            " AND (kind <> 'expense' OR expense_id IS NOT NULL)"
-            " AND (kind <> 'settlement' OR settlement_id IS NOT NULL)",
-            name="kind_refs",
-        ),
+        # The rule (one of expense or settlement cited, matching the kind) is app/sql/quits_entry_refs_ok.sql.
+        CheckConstraint("quits_entry_refs_ok(kind, expense_id, expense_version, settlement_id)", name="kind_refs"),
         Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
         Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
     )

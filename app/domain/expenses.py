@@ -129,8 +129,9 @@ def _unchanged(expense: ExpenseRecord, edited: ExpenseRecord) -> bool:
 
 
 def _row(expense: ExpenseRecord) -> dict[str, Any]:
-    """The expenses row the write functions store (jsonb_populate_record reads it by column name)."""
-    return {
+    """The expenses row the write functions store (jsonb_populate_record reads it by column name). Null
+    columns are left out: a missing key reads as null, and the database parses a shorter command."""
+    row = {
         "id": expense.id,
         "group_id": expense.group_id,
         "description": expense.description,
@@ -153,6 +154,7 @@ def _row(expense: ExpenseRecord) -> dict[str, Any]:
         "updated_at": expense.updated_at,
         "voided_at": expense.voided_at,
     }
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def _postings(draft: ExpenseDraft) -> dict[str, Any]:

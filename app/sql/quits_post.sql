@@ -5,7 +5,10 @@
 -- entries cite; the chain's head row is locked after them (every writer takes it last).
 -- QUL00: a broken invariant (a bug). QUB22 (DETAIL: the limit) when the posting raises the group's
 -- sum of positive nets past quits_balance_limit(): read from the committed balances, with this
--- posting's own rows locked.
+-- posting's own rows locked. The exact sum adds up every member's slots; it is read only when the
+-- sum of the positive parts of the group's balance rows passes the limit, since that sum bounds it
+-- (max(sum of a member's slots, 0) <= sum of max(slot, 0)): while it is within the limit, no
+-- posting can be refused.
 CREATE OR REPLACE FUNCTION quits_post(
     p_group uuid, p_entries jsonb, p_kind text,
     p_expense_id uuid, p_expense_version integer, p_settlement_id uuid, p_slot integer
@@ -17,17 +20,21 @@ DECLARE
     v_at timestamptz := now();
     v_users uuid[];
     v_amounts bigint[];
+    v_sum bigint;
+    v_distinct integer;
     v_ids uuid[] := '{}';
     v_hashes bytea[] := '{}';
     v_hash bytea;
     v_moved integer;
+    v_bound numeric;
     v_positive numeric;
     v_raised numeric;
 BEGIN
-    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n)
-    INTO v_users, v_amounts
+    SELECT array_agg((t.e->>0)::uuid ORDER BY t.n), array_agg((t.e->>1)::bigint ORDER BY t.n),
+           sum((t.e->>1)::bigint), count(DISTINCT t.e->>0)
+    INTO v_users, v_amounts, v_sum, v_distinct
     FROM jsonb_array_elements(p_entries) WITH ORDINALITY AS t(e, n);
-    IF (SELECT coalesce(sum(a), 1) FROM unnest(v_amounts) a) <> 0 THEN
+    IF coalesce(v_sum, 1) <> 0 THEN
         RAISE EXCEPTION 'posting does not sum to zero: %', p_entries USING ERRCODE = 'QUL00';
     END IF;
     SELECT c.head INTO v_hash FROM ledger_chains c WHERE c.group_id = p_group AND c.slot = p_slot FOR UPDATE;
@@ -53,18 +60,21 @@ BEGIN
     FROM (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
     WHERE b.group_id = p_group AND b.user_id = d.u AND b.slot = p_slot;
     GET DIAGNOSTICS v_moved = ROW_COUNT;
-    IF v_moved <> (SELECT count(DISTINCT u) FROM unnest(v_users) u) THEN
+    IF v_moved <> v_distinct THEN
         RAISE EXCEPTION 'posting touched a user without a balance row' USING ERRCODE = 'QUL00';
     END IF;
-    SELECT sum(greatest(n.net, 0)),
-           sum(greatest(n.net, 0) - greatest(n.net - coalesce(d.delta, 0), 0))
-    INTO v_positive, v_raised
-    FROM (SELECT b.user_id, sum(b.net_minor) AS net FROM balances b WHERE b.group_id = p_group GROUP BY b.user_id) n
-    LEFT JOIN (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
-        ON d.u = n.user_id;
-    IF v_positive > quits_balance_limit() AND v_raised > 0 THEN
-        RAISE EXCEPTION 'the write would take the group''s balances past the limit'
-            USING ERRCODE = 'QUB22', DETAIL = quits_balance_limit()::text;
+    SELECT sum(greatest(b.net_minor, 0)) INTO v_bound FROM balances b WHERE b.group_id = p_group;
+    IF v_bound > quits_balance_limit() THEN
+        SELECT sum(greatest(n.net, 0)),
+               sum(greatest(n.net, 0) - greatest(n.net - coalesce(d.delta, 0), 0))
+        INTO v_positive, v_raised
+        FROM (SELECT b.user_id, sum(b.net_minor) AS net FROM balances b WHERE b.group_id = p_group GROUP BY b.user_id) n
+        LEFT JOIN (SELECT t.u, sum(t.a) AS delta FROM unnest(v_users, v_amounts) AS t(u, a) GROUP BY t.u) d
+            ON d.u = n.user_id;
+        IF v_positive > quits_balance_limit() AND v_raised > 0 THEN
+            RAISE EXCEPTION 'the write would take the group''s balances past the limit'
+                USING ERRCODE = 'QUB22', DETAIL = quits_balance_limit()::text;
+        END IF;
     END IF;
 END
 $$;

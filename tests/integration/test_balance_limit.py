@@ -56,3 +56,22 @@ def test_the_group_balance_limit(api: Api, clean_db: URL) -> None:
     assert api.client.delete(f"/v1/groups/{gid}/expenses/{at_limit.json()['id']}", headers=a.headers).status_code == 200
     back = {**body, "paid_by": b.id, "participants": [{"user_id": a.id}]}
     assert api.client.post(f"/v1/groups/{gid}/expenses", json=back, headers=a.headers).status_code == 201
+
+
+def test_slots_past_the_limit_with_a_net_below_it(api: Api, clean_db: URL) -> None:
+    """quits_post reads the exact sum only when the group's positive balance rows pass the limit: a
+    member whose slots hold +2 x limit and -2 x limit (net 0) takes it there, and the exact sum lets
+    the write through."""
+    a, b = api.user(), api.user()
+    gid = api.group(a, members=(b,))
+    run_sql(
+        clean_db,
+        "UPDATE balances SET net_minor = CASE slot WHEN 0 THEN $3::bigint WHEN 1 THEN -$3::bigint ELSE 0 END"
+        " WHERE group_id = $1 AND user_id = $2",
+        uuid.UUID(gid), uuid.UUID(a.id), 2 * LIMIT,
+    )  # fmt: skip
+    body = {"description": "big", "amount": LARGEST, "paid_by": a.id, "split_type": "equal",
+            "participants": [{"user_id": b.id}]}  # fmt: skip
+    created = api.client.post(f"/v1/groups/{gid}/expenses", json=body, headers=a.headers)
+    assert created.status_code == 201, created.text
+    assert api.nets(a, gid)[a.id] == LARGEST
