@@ -12,17 +12,22 @@ from uuid import UUID
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
+from starlette.middleware.cors import CORSMiddleware
 
-from app.api import balances, expenses, groups, health, openapi, problems, settlements, users
+from app.api import balances, expenses, groups, health, openapi, ops, problems, settlements, users
+from app.api.edge import Edge
 from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
+from app.api.routing import RouteTable
 from app.domain import idempotency
 from app.domain.idempotency import KeysInFlight
 from app.domain.users import TokenCache
+from app.infra import metrics
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings, get_settings
-from app.infra.db import ensure_database, make_engine, make_write_pool, resolve_url, stop_embedded
+from app.infra.db import ensure_database, make_engine, make_write_pool, resolve_url, safe_url, stop_embedded
 from app.infra.gate import GroupGate
+from app.infra.logs import configure_logging
 
 logger = logging.getLogger("quits")
 
@@ -45,19 +50,45 @@ def run_migrations(url: URL) -> None:
     command.upgrade(cfg, "head")
 
 
+async def _database(settings: Settings) -> tuple[URL, bool]:
+    """The database URL (the embedded server started or joined when DATABASE_URL is unset), created and
+    migrated as the settings say; logged, without its password."""
+    pid_file = settings.embedded_data_dir / "postmaster.pid"
+    already_running = not settings.database_url and pid_file.exists()
+    url, embedded = await asyncio.to_thread(resolve_url, settings)
+    if embedded:
+        how = "joined the running" if already_running else "started the"
+        logger.info("database %s: %s embedded server in %s", safe_url(url), how, settings.embedded_data_dir)
+        await ensure_database(url)
+    else:
+        logger.info("database %s (DATABASE_URL; no embedded server started)", safe_url(url))
+    migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else embedded
+    if migrate:
+        logger.info("applying migrations (MIGRATE_ON_STARTUP)")
+        await asyncio.to_thread(run_migrations, url)
+    return url, embedded
+
+
+def _housekeeping(app: FastAPI) -> list[asyncio.Task[None]]:
+    state, settings = app.state, app.state.settings
+    tasks = [asyncio.create_task(idempotency.purge_forever(state.engine, settings))]
+    if state.metrics is not None:
+        sampler = metrics.sample_pools_forever(engine=state.engine, write_pool=state.write_pool, settings=settings)
+        tasks.append(asyncio.create_task(sampler))
+    return tasks
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    url, embedded = await asyncio.to_thread(resolve_url, settings)
-    if embedded:
-        await ensure_database(url)
-    migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else embedded
-    if migrate:
-        await asyncio.to_thread(run_migrations, url)
+    url, embedded = await _database(settings)
+    app.state.metrics = metrics.setup(settings)
+    app.state.migrations = await asyncio.to_thread(health.read_migrations)
     app.state.engine = make_engine(url, settings)
     app.state.write_pool = await make_write_pool(url, settings)
     app.state.database_url = url
-    purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    await health.log_schema(app.state.engine, app.state.migrations)
+    tasks = _housekeeping(app)
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
     # future collection, so a full collection walks only request garbage (shorter tail latencies).
     gc.collect()
@@ -67,9 +98,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        purger.cancel()
-        with suppress(asyncio.CancelledError):
-            await purger
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         await app.state.write_pool.close()
         await app.state.engine.dispose()
         if embedded:
@@ -81,28 +113,56 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"]
+CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Idempotent-Replayed", "Location", "ETag", "WWW-Authenticate"]
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost first: Edge (request id, HEAD, last-resort 500, metrics), CORS (when origins are
+    configured), BodyLimit, HotWrites (the last added runs first)."""
+    if settings.hot_path:
+        app.add_middleware(HotWrites)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(Edge)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
     app = FastAPI(
         title="quits",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served offline by app.api.ops
+        redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.token_cache = TokenCache()
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
-    app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
-    app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
+    app.state.group_gate = GroupGate(settings.group_write_gate, name="group_write")
+    app.state.settle_gate = GroupGate(settings.group_settle_gate, name="group_settle")
     app.state.keys_in_flight = KeysInFlight()
-    problems.install(app, app.state.settings.retry_after_s)
-    if app.state.settings.hot_path:
-        app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
-    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.state.metrics = None  # the recorder, set at start-up when metrics are on (app.infra.metrics)
+    problems.install(app, settings.retry_after_s)
     app.include_router(health.router)
+    app.include_router(ops.router)
     for module in (users, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
+    ops.install_docs(app)
+    app.state.route_table = RouteTable(app)
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
+    _add_middleware(app, settings)
     openapi.install(app)
     return app
 

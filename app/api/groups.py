@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, respond, time_page
 from app.core.errors import invalid
@@ -15,7 +16,7 @@ from app.domain import groups as svc
 from app.domain.schemas import GroupCreate, GroupDetail, GroupOut, MemberAdd, MembersOut, Page
 from app.infra.tx import run_transaction
 
-router = APIRouter(tags=["groups"])
+router = APIRouter(tags=["groups"], route_class=StrictJsonRoute)
 
 
 @router.post(

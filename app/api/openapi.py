@@ -16,8 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.edge import MAX_REQUEST_ID_LENGTH
+from app.api.ops import METRICS_DESCRIPTION, STATIC_DOCS
 from app.api.pagination import MAX_CURSOR_LENGTH
-from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from app.api.problems import DATABASE_UNAVAILABLE_DETAIL, INTERNAL_ERROR_DETAIL, PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.domain.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
 
@@ -42,16 +44,44 @@ DECISIONS = f"""
   `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
   a malformed path UUID, `limit` or body is a 422 too; a `cursor` the list did not issue or a bad
   `Idempotency-Key` is a 400.
-  An unknown path is a 404, an undeclared method a 405, a request body over 256 KiB a 413 (all problem details).
+  An unknown path is a 404, an undeclared method a 405 whose `Allow` lists every method of the path, a
+  request body over 256 KiB a 413, declared or chunked (all problem details). A JSON body with the same
+  key twice in one object is a 422 (parsers would silently keep one of the two).
+- **Request ids**: every response carries `X-Request-ID`: the client's value when it sent one of
+  1..{MAX_REQUEST_ID_LENGTH} printable ASCII characters, else a generated one. Every problem body carries it as
+  `request_id`, and every log line of the request names it.
+- **HEAD** works on every GET operation: the same status and headers, no body.
+- **Path ids**: a UUID in a path may be spelled any way Python's `uuid.UUID` reads
+  (uppercase, without dashes, in braces); it names the same resource, and for `Idempotency-Key` it is
+  the same request.
+- **CORS** is off unless the deployment lists origins (`CORS_ORIGINS`); for those, preflight requests
+  are answered and `X-Request-ID`, `Retry-After`, `Idempotent-Replayed` are exposed.
 - **Money** is a decimal string (`{MONEY_PATTERN}`) with no more decimals than the group's currency
   has, at most 10^12 minor units; responses render the currency's full decimals, signed amounts
   (nets, ledger entries) with a leading `-`. Expense and settlement amounts must be greater than zero.
 - **Text** fields (names, emails, descriptions, notes) must not contain NUL (U+0000): 422.
 - **Lists** are newest first and keyset-paginated: `?limit=` (1..200, default 50) and the opaque
   `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
-- **Database unavailable** (or contention that outlasts the bounded retries): 503 problem with
-  `Retry-After`; nothing was written. `GET /health` then answers 503
-  `{{"status": "degraded", "database": "unavailable"}}`.
+- **Database unavailable** (unreachable, starting up, too many connections, a connection lost, a pool or
+  statement timeout) on any operation: 503 problem `database-unavailable` with `Retry-After`, never a
+  500: "{DATABASE_UNAVAILABLE_DETAIL}". Contention that outlasts the bounded retries: 503 `try-again`,
+  nothing was written. `GET /health` then answers 503 `{{"status": "degraded", "database": "unavailable"}}`.
+- **500** (`internal-error`, a bug): "{INTERNAL_ERROR_DETAIL}".
+
+## Operations
+
+Not API operations (no schema below), public, for load balancers and operators:
+
+- `GET /health`: liveness, as described below.
+- `GET /health/ready`: readiness. 200 `{{"status": "ok", "database": "ok", "migrations": "ok"}}` when both
+  connection pools (reads and multi-statement writes; the one-statement writes) answer within 2 s and the
+  schema is at the head revision of the code's migrations; otherwise 503 with `Retry-After` and the same
+  shape: `"status": "degraded"`, and `"database": "unavailable"` (`"migrations": "unknown"`) or
+  `"database": "ok"` with `"migrations": "pending"` (behind: run `alembic upgrade head`) or `"unknown"` (a
+  revision this code does not have), `"revision"` (the database's, null if never migrated) and `"head"`.
+- `GET /metrics`: {METRICS_DESCRIPTION}
+- `GET /docs` (Swagger UI) and `GET /redoc` (ReDoc): this document, with every asset served by the
+  service itself under `{STATIC_DOCS}` (nothing from a CDN).
 
 ## Decisions the contract leaves open
 
@@ -70,15 +100,19 @@ IDEMPOTENCY_DESCRIPTION = (
     "(method, path and canonical JSON body): the original status and body are replayed with "
     f"`{REPLAYED_HEADER}: true` and nothing is written. Same key, different request: 422 "
     "`idempotency-key-reused`. Same key still in progress in another request: 409 `idempotency-key-in-use`. "
-    "Any other value, the empty key included: 400 `invalid-idempotency-key`. Only committed requests are "
-    "remembered: a request rejected by validation leaves the key unused. Without the header the request is "
-    "simply not idempotent."
+    "Any other value, the empty key included, or the header sent more than once: 400 `invalid-idempotency-key`. "
+    "The path is compared with its ids in canonical form, so any spelling of a UUID is the same request. Only "
+    "committed requests are remembered: a request rejected by validation leaves the key unused. Without the "
+    "header the request is simply not idempotent."
 )
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "type": "object",
-    "description": "RFC 9457 problem details, served as application/problem+json.",
+    "description": (
+        "RFC 9457 problem details, served as application/problem+json. Every problem also carries "
+        "`request_id`: the request's `X-Request-ID`."
+    ),
     "required": ["type", "title", "status", "detail"],
     "properties": {
         "type": {
@@ -110,17 +144,25 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 ERROR_DESCRIPTIONS: dict[str, str] = {
-    "400": "Bad request: a bad `cursor` or `Idempotency-Key`",
+    "400": "Bad request: a bad `cursor` or `Idempotency-Key` (or the header sent twice)",
     "401": "Missing or invalid bearer token",
     "404": "Not found, or not visible to the caller (a group they are not a member of)",
     "409": "Conflict",
     "413": "`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, 256 KiB by default)",
-    "422": "Invalid request (body, path or query parameter); nothing was written",
-    "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
+    "422": "Invalid request (body, path or query parameter; a JSON key twice in one object); nothing was written",
+    "500": f"`internal-error`: {INTERNAL_ERROR_DETAIL}",
+    "503": (
+        "`database-unavailable`: the database is unreachable, starting up, out of connections, or a connection or "
+        "pool timed out; `try-again`: contention persisted after bounded retries. Retry after `Retry-After` "
+        "seconds (with the same `Idempotency-Key` for a write)"
+    ),
 }
 
 _KEY_IN_USE = "`idempotency-key-in-use`: a request with the same `Idempotency-Key` is still in progress; retry"
-_KEY_400 = "`invalid-idempotency-key`: the `Idempotency-Key` is empty, too long or not printable ASCII"
+_KEY_400 = (
+    "`invalid-idempotency-key`: the `Idempotency-Key` is empty, too long or not printable ASCII, or sent more "
+    "than once"
+)
 _CURSOR_400 = "`invalid-cursor`: `cursor` is not a `next_cursor` this list issued"
 _GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
 
@@ -187,6 +229,14 @@ RETRY_AFTER_HEADER = {
     "description": "Seconds to wait before retrying.",
     "schema": {"type": "integer", "minimum": 1},
 }
+REQUEST_ID_REF = {"$ref": "#/components/headers/X-Request-ID"}
+REQUEST_ID_HEADER = {
+    "description": (
+        f"The request's id: the client's `X-Request-ID` when it sent 1..{MAX_REQUEST_ID_LENGTH} printable ASCII "
+        "characters, else a generated one (also `request_id` in problem bodies and on every log line)."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_REQUEST_ID_LENGTH},
+}
 WWW_AUTHENTICATE_HEADER = {"description": "Always `Bearer`.", "schema": {"type": "string", "enum": ["Bearer"]}}
 REPLAYED_RESPONSE_HEADER = {
     "description": (
@@ -240,7 +290,7 @@ def _document_parameters(op: dict[str, Any]) -> None:
 
 def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
     """Every error status the operation can answer with (besides 405 for a method it does not have)."""
-    codes: set[str] = set()
+    codes: set[str] = {"500"}
     params = op.get("parameters", [])
     if params or "requestBody" in op:
         codes.add("422")
@@ -282,6 +332,8 @@ def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
         for code, response in responses.items():
             if code.startswith("2"):
                 response.setdefault("headers", {})[REPLAYED_HEADER] = REPLAYED_RESPONSE_HEADER
+    for response in responses.values():
+        response.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_REF
     op["responses"] = dict(sorted(responses.items()))
 
 
@@ -322,9 +374,14 @@ def _drop_unused_validation_schemas(document: dict[str, Any]) -> None:
     schemas: dict[str, Any] = document["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    dangling = {r for r in _refs(document) if r.rsplit("/", 1)[-1] not in schemas}
+    components: dict[str, Any] = document["components"]
+    dangling = set()
+    for ref in _refs(document):
+        _, _, kind, name = ref.split("/", 3)
+        if name not in components.get(kind, {}):
+            dangling.add(ref)
     if dangling:
-        raise RuntimeError(f"OpenAPI document references missing schemas: {sorted(dangling)}")
+        raise RuntimeError(f"OpenAPI document references missing components: {sorted(dangling)}")
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -342,6 +399,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     components["schemas"] = dict(sorted(schemas.items()))
+    components["headers"] = {"X-Request-ID": REQUEST_ID_HEADER}
     components["securitySchemes"] = {
         BEARER_SCHEME: {
             "type": "http",

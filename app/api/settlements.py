@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, not_found_unless_member, writable_currency
 from app.api.expenses import IdempotencyKeyHeader, admitted, claim_for, outcome_response
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, require_time_cursor
 from app.api.render import problems, time_page
 from app.core.errors import DomainError
@@ -15,7 +16,7 @@ from app.domain.groups import group_for_member
 from app.domain.schemas import Page, SettlementIn, SettlementOut
 from app.infra.testhooks import faults_for
 
-router = APIRouter(tags=["settlements"])
+router = APIRouter(tags=["settlements"], route_class=StrictJsonRoute)
 
 
 @router.post(

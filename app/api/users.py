@@ -4,12 +4,13 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.jsonbody import StrictJsonRoute
 from app.api.render import problems, respond
 from app.domain.schemas import UserCreate, UserCreated, UserOut
 from app.domain.users import create_user, render
 from app.infra.tx import run_transaction
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=StrictJsonRoute)
 
 
 @router.post(

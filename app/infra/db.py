@@ -10,7 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.infra.config import Settings
@@ -38,6 +40,12 @@ def normalise_url(raw: str) -> URL:
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
     return url.set(drivername=ASYNC_DRIVER, query=query)
+
+
+def safe_url(url: URL) -> str:
+    """The URL for logs: the password shown as ***, a password query parameter dropped."""
+    query = {k: v for k, v in url.query.items() if k.lower() != "password"}
+    return url.set(query=query).render_as_string(hide_password=True)
 
 
 def plain_url(url: URL) -> str:
@@ -101,7 +109,7 @@ def _server_settings(settings: Settings) -> dict[str, str]:
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
-        "application_name": "quits",
+        "application_name": settings.db_application_name,
         "jit": "off",
     }
 
@@ -132,7 +140,26 @@ async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
     )
 
 
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the server has closed (a restart, pg_terminate_backend, a failover) is known to
+    be dead without a round trip: asyncpg saw the socket close. Refusing it at checkout makes the pool
+    open a fresh one (SQLAlchemy retries the checkout), so a restart costs no request a 503; a
+    connection that dies during a request still does (app.api.problems)."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: object, record: object, proxy: object) -> None:
+        inner = getattr(dbapi_connection, "_connection", None)  # the adapted asyncpg connection
+        if inner is not None and inner.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+
+
 def make_engine(url: URL, settings: Settings) -> AsyncEngine:
+    engine = _create_engine(url, settings)
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _create_engine(url: URL, settings: Settings) -> AsyncEngine:
     server_settings = _server_settings(settings)
     return create_async_engine(
         url,
