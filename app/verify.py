@@ -14,7 +14,7 @@ import sys
 from sqlalchemy.engine import URL
 
 from app.infra.config import get_settings
-from app.infra.db import make_engine, resolve_url
+from app.infra.db import make_engine, resolve_url, safe_url
 from app.ledger.reads import Drift, find_drift
 
 
@@ -28,7 +28,8 @@ async def check(url: URL) -> list[Drift]:
 
 
 def main() -> int:
-    url, _ = resolve_url(get_settings())
+    url, embedded = resolve_url(get_settings())
+    print(f"database {safe_url(url)} ({'the embedded server' if embedded else 'DATABASE_URL'})")
     drift = asyncio.run(check(url))
     for d in drift:
         print(f"DRIFT group={d.group_id} user={d.user_id} balance={d.balance_minor} ledger={d.ledger_minor}: {d.what}")

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.infra.config import get_settings
-from app.infra.db import ensure_database, normalise_url, resolve_url
+from app.infra.db import ensure_database, normalise_url, resolve_url, safe_url
 from app.models import Base
 
 config = context.config
@@ -21,10 +21,13 @@ MIGRATION_LOCK_ID = 0x71756974  # pg_advisory_lock key: concurrent workers migra
 
 
 def _url():  # type: ignore[no-untyped-def]
+    """DATABASE_URL (or the URL the app passed in), else the embedded server; logged without its password
+    (alembic.ini prints the alembic loggers' INFO lines; inside the app, the app logs its database)."""
     explicit = config.attributes.get("database_url")
-    if explicit:
-        return normalise_url(explicit), False
-    return resolve_url(get_settings())
+    url, embedded = (normalise_url(explicit), False) if explicit else resolve_url(get_settings())
+    where = "the embedded server" if embedded else "DATABASE_URL" if not explicit else "the app's URL"
+    logging.getLogger("alembic.env").info("database %s (%s)", safe_url(url), where)
+    return url, embedded
 
 
 def run_migrations_offline() -> None:

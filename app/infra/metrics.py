@@ -238,8 +238,11 @@ def _env_dir() -> Path | None:
 def count_retry(sqlstate: str) -> None:
     if _RECORDER is not None:
         _RECORDER.retries.labels(sqlstate).inc()
-        if sqlstate == "55P03":
-            _RECORDER.lock_timeouts.inc()
+
+
+def count_lock_timeout() -> None:
+    if _RECORDER is not None:
+        _RECORDER.lock_timeouts.inc()
 
 
 def count_retries_exhausted() -> None:

@@ -103,9 +103,11 @@ async def with_retries(settings: Settings, attempt: Callable[[], Awaitable[T]]) 
                 raise unavailable("the database did not answer in time") from exc
             if code not in RETRYABLE:
                 raise
-            metrics.count_retry(code)
+            if code == LOCK_NOT_AVAILABLE:
+                metrics.count_lock_timeout()
             logger.warning("transient conflict %s, attempt %d of %d", code, number + 1, settings.retry_max_attempts)
             if number + 1 < settings.retry_max_attempts:
+                metrics.count_retry(code)
                 await asyncio.sleep(backoff_s(number, settings))
     metrics.count_retries_exhausted()
     raise unavailable("the write conflicted with concurrent writes; retry later")
