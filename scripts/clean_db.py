@@ -24,6 +24,15 @@ if str(PROJECT_ROOT) not in sys.path:
 STOP_TIMEOUT_S = 60.0
 
 
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie (exited, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc: trust the signal check
+
+
 def server_pid(data_dir: Path) -> int | None:
     """The postmaster's pid when a server runs on data_dir (postmaster.pid names a live process)."""
     try:
@@ -31,7 +40,7 @@ def server_pid(data_dir: Path) -> int | None:
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None  # no pid file, a stale one, or a process that is gone
-    return pid
+    return None if _exited(pid) else pid
 
 
 def stop(pid: int, data_dir: Path) -> bool:
