@@ -25,8 +25,8 @@ router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
 METRICS_DESCRIPTION = (
     "Prometheus text exposition (format 0.0.4), added up over every worker of the server (prometheus_client "
-    "multi-process mode). No authentication: restrict it at the proxy. Metrics: `quits_http_requests_total` and "
-    "`quits_http_request_duration_seconds` (by method, route template and status), "
+    "multi-process mode). No authentication: restrict it at the proxy. Metrics: `quits_http_request_duration_seconds` "
+    "(by method, route template and status; its `_count` is the number of requests), "
     "`quits_idempotent_replays_total` (by route), `quits_db_retries_total` (by SQLSTATE), "
     "`quits_db_retries_exhausted_total`, `quits_db_lock_timeouts_total`, `quits_gate_waits_total` and "
     "`quits_gate_timeouts_total` (by gate), `quits_db_pool_connections` (by pool and state, live workers). "

@@ -17,8 +17,9 @@ be the same for every worker of a server:
 Gauges (connection pools) count only live processes: a dead worker's gauge files are dropped at every
 scrape. Counters and histograms keep a dead worker's counts, so totals never go backwards.
 
-Recording costs the hot path one dict lookup, one counter increment and one histogram observation
-per request (labelled children are cached; no label strings are built per request).
+Recording costs the hot path one dict lookup and one histogram observation per request (labelled
+children are cached: no label strings are built per request); the histogram's _count is the request
+count, so there is no separate counter to write.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncpg
-    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client import Gauge, Histogram
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.infra.config import Settings
@@ -131,14 +132,13 @@ class Recorder:
         from prometheus_client import Counter, Gauge, Histogram
 
         self.directory = directory
-        http = ["method", "route", "status"]
-        self.requests = Counter(
-            "quits_http_requests", "HTTP requests by method, route template and status", http, registry=None
-        )
+        # One histogram per (method, route template, status): its _count is the request count, so a request
+        # costs one observation (two file writes) and nothing else.
         self.latency = Histogram(
             "quits_http_request_duration_seconds",
-            "Time from the request's arrival to the end of its response, by method, route template and status",
-            http,
+            "Time from the request's arrival to the end of its response, by method, route template and status "
+            "(_count: the number of requests)",
+            ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
@@ -170,16 +170,14 @@ class Recorder:
             multiprocess_mode="livesum",
             registry=None,
         )
-        self._http: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._http: dict[tuple[str, str, int], Histogram] = {}
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        pair = self._http.get(key)
-        if pair is None:
-            labels = (method if method in METHODS else "OTHER", route, status)
-            pair = self._http[key] = (self.requests.labels(*labels), self.latency.labels(*labels))
-        pair[0].inc()
-        pair[1].observe(seconds)
+        child = self._http.get(key)
+        if child is None:
+            child = self._http[key] = self.latency.labels(method if method in METHODS else "OTHER", route, status)
+        child.observe(seconds)
 
     def pools(self, *, engine: AsyncEngine, write_pool: asyncpg.Pool, settings: Settings) -> None:
         sql_pool: Any = engine.pool

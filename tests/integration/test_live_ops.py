@@ -49,11 +49,12 @@ def _scrape(server: LiveServer) -> dict[tuple[str, frozenset[tuple[str, str]]], 
 def _per_worker(directory: Path) -> Counter[int]:
     """GET /health 200 counts in each worker's own file (what the aggregate must add up)."""
     found: Counter[int] = Counter()
-    for path in directory.glob("counter_*.db"):
+    for path in directory.glob("histogram_*.db"):
         pid = int(path.stem.split("_")[1])
         for key, count, *_ in MmapedDict.read_all_values_from_file(str(path)):
-            doc = orjson.loads(key)
-            if doc[1] == "quits_http_requests_total" and doc[2] == {"method": "GET", "route": "/health", "status": "200"}:
+            _name, sample, labels, _ = orjson.loads(key)
+            labels.pop("le", None)  # a worker's buckets are not cumulative: together they count its requests
+            if sample.endswith("_bucket") and labels == {"method": "GET", "route": "/health", "status": "200"}:
                 found[pid] += int(count)
     return found
 
@@ -62,7 +63,7 @@ def test_metrics_add_up_over_both_workers(server: LiveServer) -> None:
     directories = list(Path("/tmp").glob(f"{DIR_PREFIX}{server.process.pid}-*"))
     assert len(directories) == 1, directories  # one directory for the server, named after the supervisor
     health = {"method": "GET", "route": "/health", "status": "200"}
-    base = value(_scrape(server), "quits_http_requests_total", **health)
+    base = value(_scrape(server), "quits_http_request_duration_seconds_count", **health)
     sent = 0
     while len(_per_worker(directories[0])) < 2 and sent < 400:  # until both workers served some
         for _ in range(20):
@@ -71,7 +72,7 @@ def test_metrics_add_up_over_both_workers(server: LiveServer) -> None:
     per_worker = _per_worker(directories[0])
     assert len(per_worker) == 2, per_worker
     for _ in range(6):  # whichever worker answers, the total is both workers' sum
-        assert value(_scrape(server), "quits_http_requests_total", **health) == base + sent == sum(per_worker.values())
+        assert value(_scrape(server), "quits_http_request_duration_seconds_count", **health) == base + sent == sum(per_worker.values())
 
 
 def _log_lines(server: LiveServer) -> list[dict[str, Any]]:
