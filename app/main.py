@@ -25,7 +25,15 @@ from app.domain.users import TokenCache
 from app.infra import metrics
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings, get_settings
-from app.infra.db import ensure_database, make_engine, make_write_pool, resolve_url, safe_url, stop_embedded
+from app.infra.db import (
+    embedded_server_pid,
+    ensure_database,
+    make_engine,
+    make_write_pool,
+    resolve_url,
+    safe_url,
+    stop_embedded,
+)
 from app.infra.gate import GroupGate
 from app.infra.logs import configure_logging
 
@@ -53,8 +61,7 @@ def run_migrations(url: URL) -> None:
 async def _database(settings: Settings) -> tuple[URL, bool]:
     """The database URL (the embedded server started or joined when DATABASE_URL is unset), created and
     migrated as the settings say; logged, without its password."""
-    pid_file = settings.embedded_data_dir / "postmaster.pid"
-    already_running = not settings.database_url and pid_file.exists()
+    already_running = not settings.database_url and embedded_server_pid(settings.embedded_data_dir) is not None
     url, embedded = await asyncio.to_thread(resolve_url, settings)
     if embedded:
         how = "joined the running" if already_running else "started the"

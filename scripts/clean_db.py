@@ -21,33 +21,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from app.infra.db import embedded_server_pid  # noqa: E402 (after the path set-up above)
+
 STOP_TIMEOUT_S = 60.0
-
-
-def _exited(pid: int) -> bool:
-    """Gone, or a zombie (exited, not yet reaped by its parent)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False  # no /proc: trust the signal check
-
-
-def server_pid(data_dir: Path) -> int | None:
-    """The postmaster's pid when a server runs on data_dir (postmaster.pid names a live process)."""
-    try:
-        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None  # no pid file, a stale one, or a process that is gone
-    return None if _exited(pid) else pid
 
 
 def stop(pid: int, data_dir: Path) -> bool:
     """Fast shutdown (SIGINT: PostgreSQL rolls back open transactions and exits); True once it is gone."""
     os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + STOP_TIMEOUT_S
-    while server_pid(data_dir) is not None:
+    while embedded_server_pid(data_dir) is not None:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)
@@ -67,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(data_dir.iterdir()) and not (data_dir / "PG_VERSION").exists():
         print(f"{data_dir} is not a PostgreSQL data directory (no PG_VERSION): not removing it", file=sys.stderr)
         return 1
-    pid = server_pid(data_dir)
+    pid = embedded_server_pid(data_dir)
     if pid is not None and not args.stop:
         print(
             f"the embedded PostgreSQL (pid {pid}) is running on {data_dir}: stop what uses it (the service, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 import warnings
 from datetime import datetime
@@ -72,6 +73,25 @@ def embedded_socket_url(data_dir: Path, database: str) -> URL:
     info = server.get_postmaster_info()
     raw = f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}&port={info.port}"
     return normalise_url(raw)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie (exited, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc: trust the signal check
+
+
+def embedded_server_pid(data_dir: Path) -> int | None:
+    """The postmaster's pid when a server runs on data_dir (its postmaster.pid names a live process)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None  # no pid file, a stale one, or a process that is gone
+    return None if _exited(pid) else pid
 
 
 def stop_embedded(data_dir: Path) -> None:
