@@ -7,7 +7,9 @@ be the same for every worker of a server:
 - PROMETHEUS_MULTIPROC_DIR set (environment or .env): used as it is. Set it in the environment of the
   process that starts the workers (the workers inherit it) and empty it before each start: files left
   by an earlier run would be added to the new counts (prometheus_client's rule).
-- unset: `<tmp>/quits-metrics-<pid>-<start>`, where pid and start time identify the server process:
+- unset: `<base>/quits-metrics-<pid>-<start>`, where base is /dev/shm (memory: the files are written
+  on every request, and a disk-backed directory would have the kernel write them back every few
+  seconds) or, without it, the temporary directory; pid and start time identify the server process:
   the uvicorn supervisor for `uvicorn --workers N` (and `--reload`), whose workers are its
   multiprocessing children, or the process itself when it serves alone. uvicorn's supervisor never
   imports the app, so the app cannot put a variable into its environment; the workers agree on the
@@ -103,10 +105,16 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
+def base_dir() -> Path:
+    """Where per-server directories go: /dev/shm (memory) when it is there and writable, else the temp dir."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
+
+
 def choose_dir(configured: Path | None) -> Path:
     if configured is not None:
         return _private_dir(configured)
-    parent = Path(tempfile.gettempdir())
+    parent = base_dir()
     _remove_stale_dirs(parent)
     pid, start = server_identity()
     return _private_dir(parent / f"{DIR_PREFIX}{pid}-{start}")

@@ -18,7 +18,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from sqlalchemy.engine import URL
 
 from app.api.health import read_migrations
-from app.infra.metrics import DIR_PREFIX
+from app.infra.metrics import DIR_PREFIX, base_dir
 from tests.integration.test_metrics import value
 from tests.live import LiveServer, live_server, server_env
 
@@ -60,7 +60,7 @@ def _per_worker(directory: Path) -> Counter[int]:
 
 
 def test_metrics_add_up_over_both_workers(server: LiveServer) -> None:
-    directories = list(Path("/tmp").glob(f"{DIR_PREFIX}{server.process.pid}-*"))
+    directories = list(base_dir().glob(f"{DIR_PREFIX}{server.process.pid}-*"))
     assert len(directories) == 1, directories  # one directory for the server, named after the supervisor
     health = {"method": "GET", "route": "/health", "status": "200"}
     base = value(_scrape(server), "quits_http_request_duration_seconds_count", **health)
