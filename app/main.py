@@ -80,8 +80,8 @@ def _housekeeping(app: FastAPI) -> list[asyncio.Task[None]]:
     state, settings = app.state, app.state.settings
     tasks = [asyncio.create_task(idempotency.purge_forever(state.engine, settings))]
     if state.metrics is not None:
-        sampler = metrics.sample_pools_forever(engine=state.engine, write_pool=state.write_pool, settings=settings)
-        tasks.append(asyncio.create_task(sampler))
+        publisher = metrics.publish_forever(engine=state.engine, write_pool=state.write_pool, settings=settings)
+        tasks.append(asyncio.create_task(publisher))
     return tasks
 
 

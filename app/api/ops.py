@@ -40,7 +40,7 @@ async def get_metrics(request: Request) -> Response:
     recorder = state.metrics
     if recorder is None:
         raise DomainError("not-found", "metrics are off (METRICS=false)")
-    recorder.pools(engine=state.engine, write_pool=state.write_pool, settings=state.settings)
+    recorder.publish(engine=state.engine, write_pool=state.write_pool, settings=state.settings)
     body = await asyncio.to_thread(recorder.render)  # reads every worker's files: off the event loop
     return Response(body, media_type=CONTENT_TYPE)
 

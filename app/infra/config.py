@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     # Where the workers' metric files live (prometheus_client multi-process mode). Unset: a directory per
     # server start, shared by the workers of one `uvicorn --workers N` (app/infra/metrics.py).
     prometheus_multiproc_dir: Path | None = None
-    # How often each worker samples its connection pools into the pool gauges.
-    metrics_pool_interval_s: float = Field(default=5.0, ge=0.5, le=300)
+    # How often each worker writes its request counts and pool sizes to the shared metric files (a scrape
+    # also writes the serving worker's at once; the other workers' are at most this old).
+    metrics_interval_s: float = Field(default=1.0, ge=0.1, le=60)
     # GET /health and /health/ready wait this long for the database.
     health_timeout_s: float = Field(default=2.0, gt=0, le=30)
     # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); empty: CORS off.

@@ -19,9 +19,10 @@ be the same for every worker of a server:
 Gauges (connection pools) count only live processes: a dead worker's gauge files are dropped at every
 scrape. Counters and histograms keep a dead worker's counts, so totals never go backwards.
 
-Recording costs the hot path one dict lookup and one histogram observation per request (labelled
-children are cached: no label strings are built per request); the histogram's _count is the request
-count, so there is no separate counter to write.
+Per request, recording is a dict lookup, a float add and an integer increment in the worker's memory
+(no label strings, no file writes); publish() writes the totals to the histogram's files every
+metrics_interval_s, and whenever the worker serves a scrape or stops. The histogram's _count is the
+request count, so there is no separate counter.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import re
 import shutil
 import stat
 import tempfile
+from bisect import bisect_left
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,13 +181,34 @@ class Recorder:
             registry=None,
         )
         self._http: dict[tuple[str, str, int], Histogram] = {}
+        # Not yet published, per (method, route, status): [sum of seconds, count per bucket..., count over all].
+        self._pending: dict[tuple[str, str, int], list[float]] = {}
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
-        child = self._http.get(key)
-        if child is None:
-            child = self._http[key] = self.latency.labels(method if method in METHODS else "OTHER", route, status)
-        child.observe(seconds)
+        acc = self._pending.get(key)
+        if acc is None:
+            acc = self._pending[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        acc[0] += seconds
+        acc[bisect_left(LATENCY_BUCKETS, seconds) + 1] += 1  # the first bucket whose bound is >= seconds
+
+    def _flush_requests(self) -> None:
+        """Add the pending counts to the histogram, as observe() would have one by one."""
+        pending, self._pending = self._pending, {}
+        for (method, route, status), acc in pending.items():
+            child = self._http.get((method, route, status))
+            if child is None:
+                label = method if method in METHODS else "OTHER"
+                child = self._http[(method, route, status)] = self.latency.labels(label, route, status)
+            child._sum.inc(acc[0])
+            for bucket, count in zip(child._buckets, acc[1:], strict=True):
+                if count:
+                    bucket.inc(count)
+
+    def publish(self, *, engine: AsyncEngine, write_pool: asyncpg.Pool, settings: Settings) -> None:
+        """Write this worker's pending request counts and its pool sizes to the shared files."""
+        self._flush_requests()
+        self.pools(engine=engine, write_pool=write_pool, settings=settings)
 
     def pools(self, *, engine: AsyncEngine, write_pool: asyncpg.Pool, settings: Settings) -> None:
         sql_pool: Any = engine.pool
@@ -271,11 +294,18 @@ def count_replay(route: str) -> None:
         _RECORDER.replays.labels(route).inc()
 
 
-async def sample_pools_forever(*, engine: AsyncEngine, write_pool: asyncpg.Pool, settings: Settings) -> None:
-    """Every metrics_pool_interval_s, this worker's pool sizes into the pool gauges."""
-    while _RECORDER is not None:
-        try:
-            _RECORDER.pools(engine=engine, write_pool=write_pool, settings=settings)
-        except Exception:  # housekeeping: never let a sampling error end the loop
-            logger.exception("sampling the connection pools failed")
-        await asyncio.sleep(settings.metrics_pool_interval_s)
+async def publish_forever(*, engine: AsyncEngine, write_pool: asyncpg.Pool, settings: Settings) -> None:
+    """Every metrics_interval_s, and once more when cancelled (the worker stops), publish this worker's
+    counts and pool sizes."""
+    recorder = _RECORDER
+    if recorder is None:
+        return
+    try:
+        while True:
+            try:
+                recorder.publish(engine=engine, write_pool=write_pool, settings=settings)
+            except Exception:  # housekeeping: never let a publishing error end the loop
+                logger.exception("publishing the metrics failed")
+            await asyncio.sleep(settings.metrics_interval_s)
+    finally:
+        recorder._flush_requests()

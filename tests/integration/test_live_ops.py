@@ -29,7 +29,7 @@ LOG_CONFIG = "app/infra/uvicorn_log_json.json"
 @pytest.fixture(scope="module")
 def server(db_url: URL) -> Iterator[LiveServer]:
     url = db_url if db_url.host is None else db_url.set(password=PASSWORD)  # a socket URL: no password
-    env = server_env(url, LOG_FORMAT="json")
+    env = server_env(url, LOG_FORMAT="json", METRICS_INTERVAL_S="0.2")  # workers publish every 0.2 s
     with live_server(env, workers=2, args=("--log-config", LOG_CONFIG)) as srv:
         yield srv
 
@@ -69,6 +69,7 @@ def test_metrics_add_up_over_both_workers(server: LiveServer) -> None:
         for _ in range(20):
             assert httpx.get(server.base_url + "/health", timeout=10).status_code == 200  # a new connection each
         sent += 20
+        time.sleep(0.6)  # both workers have published their counts
     per_worker = _per_worker(directories[0])
     assert len(per_worker) == 2, per_worker
     for _ in range(6):  # whichever worker answers, the total is both workers' sum

@@ -92,6 +92,28 @@ def test_replays_retries_and_lock_timeouts(api: Api) -> None:
     assert delta(before, after, "quits_db_lock_timeouts_total") == 1
 
 
+def test_published_counts_are_what_observe_would_have_written(client: TestClient) -> None:
+    """Requests are counted in memory and published in one go: the histogram must read as if each request
+    had been observed on its own (sum, each cumulative bucket, count)."""
+    recorder = metrics._RECORDER
+    assert recorder is not None
+    route = f"/test/{uuid4()}"
+    for seconds in (0.001, 0.005, 0.2, 0.25, 20.0):
+        recorder.request("GET", route, 200, seconds)
+    recorder._flush_requests()
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(recorder.render().decode())
+        for s in family.samples
+    }
+    labels = {"method": "GET", "route": route, "status": "200"}
+    buckets = {le: value(samples, "quits_http_request_duration_seconds_bucket", **labels, le=le)
+               for le in ("0.005", "0.01", "0.25", "0.5", "10.0", "+Inf")}  # fmt: skip
+    assert buckets == {"0.005": 2, "0.01": 2, "0.25": 4, "0.5": 4, "10.0": 4, "+Inf": 5}
+    assert value(samples, "quits_http_request_duration_seconds_count", **labels) == 5
+    assert value(samples, "quits_http_request_duration_seconds_sum", **labels) == pytest.approx(20.456)
+
+
 def test_pool_usage(api: Api, settings: Settings) -> None:
     samples = scrape(api.client)
     pool = "quits_db_pool_connections"

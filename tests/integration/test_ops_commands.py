@@ -102,7 +102,7 @@ def test_safe_url_hides_passwords() -> None:
     [
         {"log_format": "xml"},
         {"log_level": "chatty"},
-        {"metrics_pool_interval_s": 0},
+        {"metrics_interval_s": 0},
         {"health_timeout_s": 60},
         {"cors_origins": "ftp://files.example"},
         {"cors_origins": "https://a.example/path"},
