@@ -37,3 +37,7 @@ openapi: install
 
 verify: install
 	$(PY) -m app.verify
+
+## Remove the embedded PostgreSQL's data directory (.data/postgres); refuses while it runs, unless STOP=1.
+clean-db: install
+	$(PY) scripts/clean_db.py $(if $(STOP),--stop)

@@ -12,25 +12,33 @@ from uuid import UUID
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
+from starlette.middleware.cors import CORSMiddleware
 
-from app.api import balances, expenses, groups, health, openapi, problems, sessions, settlements, tokens, users
+from app.api import balances, expenses, groups, health, openapi, ops, problems, sessions, settlements, tokens, users
+from app.api.edge import Edge
 from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
+from app.api.routing import RouteTable
 from app.domain import idempotency
 from app.domain.accounts import Services
 from app.domain.idempotency import KeysInFlight
 from app.domain.users import TokenCache
+from app.infra import metrics
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings, get_settings
 from app.infra.db import (
+    Urls,
+    embedded_server_pid,
     make_engine,
     make_write_pool,
     prepare_embedded,
     resolve_urls,
+    safe_url,
     stop_embedded,
     warn_if_single_role,
 )
 from app.infra.gate import GroupGate
+from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
 from app.infra.revocations import RevocationListener
 from app.infra.testhooks import WorkerHeader
@@ -56,22 +64,48 @@ def run_migrations(url: URL) -> None:
     command.upgrade(cfg, "head")
 
 
+async def _database(settings: Settings) -> Urls:
+    """The service's and the migrations' URLs (the embedded server started or joined, with its two
+    roles, when DATABASE_URL is unset), migrated as the settings say; logged, without passwords."""
+    already_running = not settings.database_url and embedded_server_pid(settings.embedded_data_dir) is not None
+    urls = await asyncio.to_thread(resolve_urls, settings)
+    warn_if_single_role(settings)
+    if urls.embedded:
+        how = "joined the running" if already_running else "started the"
+        logger.info("database %s: %s embedded server in %s", safe_url(urls.service), how, settings.embedded_data_dir)
+    else:
+        logger.info("database %s (DATABASE_URL; no embedded server started)", safe_url(urls.service))
+    await prepare_embedded(urls, settings)
+    migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else urls.embedded
+    if migrate:
+        logger.info("applying migrations (MIGRATE_ON_STARTUP) as %s", safe_url(urls.migrations))
+        await asyncio.to_thread(run_migrations, urls.migrations)
+    return urls
+
+
+def _housekeeping(app: FastAPI) -> list[asyncio.Task[None]]:
+    state, settings = app.state, app.state.settings
+    tasks = [asyncio.create_task(idempotency.purge_forever(state.engine, settings))]
+    if state.metrics is not None:
+        publisher = metrics.publish_forever(engine=state.engine, write_pool=state.write_pool, settings=settings)
+        tasks.append(asyncio.create_task(publisher))
+    return tasks
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    urls = await asyncio.to_thread(resolve_urls, settings)
-    warn_if_single_role(settings)
+    urls = await _database(settings)
     embedded = urls.embedded
-    await prepare_embedded(urls, settings)
-    migrate = settings.migrate_on_startup if settings.migrate_on_startup is not None else embedded
-    if migrate:
-        await asyncio.to_thread(run_migrations, urls.migrations)
+    app.state.metrics = metrics.setup(settings)
+    app.state.migrations = await asyncio.to_thread(health.read_migrations)
     app.state.engine = make_engine(urls.service, settings)
     app.state.write_pool = await make_write_pool(urls.service, settings)
     app.state.database_url = urls.service
     app.state.accounts = Services(engine=app.state.engine, settings=settings, passwords=app.state.passwords)
     await app.state.passwords.warm()
-    purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    await health.log_schema(app.state.engine, app.state.migrations)
+    tasks = _housekeeping(app)
     revocations = RevocationListener(
         url=urls.service, cache=app.state.token_cache, connect_timeout_s=settings.db_connect_timeout_s
     )
@@ -85,9 +119,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        purger.cancel()
-        with suppress(asyncio.CancelledError):
-            await purger
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         await revocations.stop()
         await app.state.write_pool.close()
         await app.state.engine.dispose()
@@ -100,16 +135,43 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"]
+CORS_EXPOSED = ["X-Request-ID", "Retry-After", "Idempotent-Replayed", "Location", "ETag", "WWW-Authenticate"]
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Outermost first: Edge (request id, HEAD, last-resort 500, metrics), CORS (when origins are
+    configured), BodyLimit, HotWrites (the last added runs first)."""
+    if settings.hot_path:
+        app.add_middleware(HotWrites)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+            allow_headers=CORS_HEADERS,
+            expose_headers=CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(Edge)
+    if settings.enable_test_hooks:
+        app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(log_format=settings.log_format, level=settings.log_level)
     app = FastAPI(
         title="quits",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # served offline by app.api.ops
+        redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
-    settings = app.state.settings
+    app.state.settings = settings
     app.state.token_cache = TokenCache(
         size=settings.token_cache_size,
         ttl_s=settings.token_cache_ttl_ms / 1000,
@@ -117,19 +179,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.passwords = Passwords(settings)
     app.state.currency_cache = BoundedCache[UUID, str](100_000)
-    app.state.group_gate = GroupGate(app.state.settings.group_write_gate)
-    app.state.settle_gate = GroupGate(app.state.settings.group_settle_gate)
+    app.state.group_gate = GroupGate(settings.group_write_gate, name="group_write")
+    app.state.settle_gate = GroupGate(settings.group_settle_gate, name="group_settle")
     app.state.keys_in_flight = KeysInFlight()
-    problems.install(app, app.state.settings.retry_after_s)
-    if app.state.settings.hot_path:
-        app.add_middleware(HotWrites)  # inside BodyLimit (the last added runs first)
-    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
-    if app.state.settings.enable_test_hooks:
-        app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
+    app.state.metrics = None  # the recorder, set at start-up when metrics are on (app.infra.metrics)
+    problems.install(app, settings.retry_after_s)
     app.include_router(health.router)
+    app.include_router(ops.router)
     for module in (users, sessions, tokens, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
+    ops.install_docs(app)
+    app.state.route_table = RouteTable(app)
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
+    _add_middleware(app, settings)
     openapi.install(app)
     return app
 

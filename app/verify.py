@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from app.infra.config import get_settings
-from app.infra.db import make_engine, prepare_embedded, resolve_urls
+from app.infra.db import make_engine, prepare_embedded, resolve_urls, safe_url
 from app.ledger.reads import Drift, find_drift
 
 OK, DRIFT, UNREACHABLE = 0, 1, 2
@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     try:
         urls = resolve_urls(settings)
+        where = "the embedded server" if urls.embedded else "DATABASE_URL"
+        print(f"database {safe_url(urls.service)} ({where})")
         asyncio.run(prepare_embedded(urls, settings))
         drift, heads = asyncio.run(check(urls.service, heads=args.heads))
     except (OSError, ConnectionError, TimeoutError) as exc:

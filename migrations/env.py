@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.infra.config import Settings, get_settings
-from app.infra.db import Urls, normalise_url, prepare_embedded, resolve_urls
+from app.infra.db import Urls, normalise_url, prepare_embedded, resolve_urls, safe_url
 from app.models import Base
 
 config = context.config
@@ -27,6 +27,8 @@ def _url() -> tuple[URL, tuple[Urls, Settings] | None]:
         return normalise_url(explicit), None
     settings = get_settings()
     urls = resolve_urls(settings)
+    where = "the embedded server" if urls.embedded else "MIGRATION_DATABASE_URL or DATABASE_URL"
+    logging.getLogger("alembic.env").info("database %s (%s)", safe_url(urls.migrations), where)
     return urls.migrations, (urls, settings) if urls.embedded else None
 
 

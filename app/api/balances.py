@@ -7,6 +7,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, encode_seq_cursor, require_seq_cursor, scope_of
 from app.api.render import page_body, problems, respond
 from app.core.money import currency_decimals, format_amount
@@ -16,7 +17,7 @@ from app.domain.schemas import BalancesOut, LedgerEntryOut, Page
 from app.ledger.postings import suggest_payments
 from app.ledger.reads import read_nets
 
-router = APIRouter(tags=["balances"])
+router = APIRouter(tags=["balances"], route_class=StrictJsonRoute)
 
 
 @router.get(

@@ -11,20 +11,24 @@ from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep, not_found_unless_member, writable_currency
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, raw_json, respond, time_page
 from app.core.errors import DomainError, FieldError
 from app.domain import expenses as svc
 from app.domain.expense_drafts import draft_expense
 from app.domain.groups import group_for_member
+from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.domain.idempotency import REPLAYED_HEADER, fingerprint, parse_key
 from app.domain.schemas import ExpenseIn, ExpenseOut, Page, Versions
+from app.infra import metrics
 from app.infra.config import Settings
 from app.infra.gate import GroupGate
+from app.infra.logs import current_route
 from app.infra.testhooks import faults_for
 from app.ledger.commands import Claim, Outcome
 
-router = APIRouter(tags=["expenses"])
+router = APIRouter(tags=["expenses"], route_class=StrictJsonRoute)
 
 IdempotencyKeyHeader = Annotated[
     str | None,
@@ -55,9 +59,15 @@ IfMatchHeader = Annotated[
 
 
 def claim_for(request: Request, user_id: UUID, raw_key: str | None, settings: Settings, body: bytes) -> Claim:
-    """Parse the Idempotency-Key (400 if malformed) and fingerprint the request it guards."""
+    """Parse the Idempotency-Key (400 if malformed, or sent more than once) and fingerprint the request it
+    guards: method, path with canonical UUIDs (any spelling of an id is the same request), canonical body."""
+    if raw_key is not None and len(request.headers.getlist(IDEMPOTENCY_HEADER)) > 1:
+        raise DomainError("invalid-idempotency-key", "send one Idempotency-Key header, not several")
     key = parse_key(raw_key)
-    fp = fingerprint(request.method, request.scope["path"], body) if key is not None else b""
+    if key is None:
+        return Claim(user_id=user_id, key=None, fingerprint=b"", ttl_hours=settings.idempotency_ttl_hours)
+    path = request.app.state.route_table.canonical_path(request.scope)
+    fp = fingerprint(request.method, path, body)
     return Claim(user_id=user_id, key=key, fingerprint=fp, ttl_hours=settings.idempotency_ttl_hours)
 
 
@@ -77,6 +87,7 @@ def outcome_response(
     """The stored response for a replay, else the one the service rendered before writing."""
     if outcome is not None and outcome.replayed:
         assert outcome.status is not None and outcome.body is not None
+        metrics.count_replay(current_route())
         return raw_json(outcome.body, outcome.status, {**(headers or {}), REPLAYED_HEADER: "true"})
     return raw_json(rendered, status_code, headers)
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from app.api.deps import CurrentUser, EngineDep, SettingsDep
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, respond, time_page
 from app.core.errors import invalid
@@ -27,7 +28,7 @@ from app.domain.schemas import (
 )
 from app.infra.tx import run_transaction
 
-router = APIRouter(tags=["groups"])
+router = APIRouter(tags=["groups"], route_class=StrictJsonRoute)
 
 
 @router.post(

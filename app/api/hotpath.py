@@ -7,7 +7,8 @@ second validation pass. This middleware takes such a request only when all of th
 - the path is exactly one of the two, with a canonical UUID, and the method is POST;
 - `Content-Type` is exactly `application/json`;
 - the bearer token is already in the worker's token cache;
-- the body validates against the same Pydantic model the route declares (ExpenseIn, SettlementIn).
+- the body validates against the same Pydantic model the route declares (ExpenseIn, SettlementIn),
+  and no JSON object in it has a key twice (app.api.jsonbody).
 
 It then calls the very endpoint function FastAPI would call (app.api.expenses.post_expense,
 app.api.settlements.post_settlement) with the same arguments, and renders any exception with the
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import current_user
+from app.api.jsonbody import duplicate_key
 from app.domain.users import UserRecord, bearer_token_of, hash_token
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -43,6 +45,7 @@ class HotRoute:
     """What the fast path needs of a route: its body model and endpoint, and the parameter names the
     endpoint takes (each one supplied by the fast path, nothing else)."""
 
+    route: APIRoute
     model: type[BaseModel]
     endpoint: Endpoint
     body: str
@@ -71,6 +74,7 @@ def _hot_route(route: APIRoute, path: str) -> HotRoute:
     model = body.field_info.annotation
     assert isinstance(model, type) and issubclass(model, BaseModel)
     return HotRoute(
+        route=route,
         model=model,
         endpoint=route.endpoint,
         body=body.name,
@@ -110,8 +114,11 @@ class HotWrites:
         try:
             parsed = route.model.model_validate_json(body)
         except ValidationError:
+            parsed = None
+        if parsed is None or duplicate_key(body) is not None:
             await self.app(scope, _replay(body, receive), send)  # FastAPI writes the 422
             return
+        scope["route"] = route.route  # as FastAPI's router would: the route template of logs and metrics
         request = Request(scope, _replay(body, receive))
         raw_key = headers.get(b"idempotency-key")
         args = {

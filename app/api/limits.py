@@ -1,15 +1,21 @@
-"""Request body size limit, as a pure ASGI middleware (no per-request overhead beyond a header check)."""
+"""Request body size limit, as a pure ASGI middleware (no per-request overhead beyond a header check).
+
+A declared Content-Length over the limit is refused before the app runs. A chunked body is counted as
+it is read: past the limit, reading raises BodyTooLarge, an HTTPException, which FastAPI passes on
+(instead of its generic "error parsing the body" 400) to the problem handler: a 413 either way.
+"""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.problems import problem_response
+from app.api.problems import BodyRejected, problem_response
 from app.core.errors import DomainError
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(BodyRejected):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(DomainError("body-too-large", f"request body exceeds {max_bytes} bytes"))
 
 
 class BodyLimit:
@@ -23,7 +29,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await self._reject(scope, receive, send)
+                await problem_response(BodyTooLarge(self.max_bytes).error)(scope, receive, send)
                 return
         seen = 0
 
@@ -33,14 +39,10 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         try:
             await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await self._reject(scope, receive, send)
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = DomainError("body-too-large", f"request body exceeds {self.max_bytes} bytes")
-        await problem_response(problem)(scope, receive, send)
+        except BodyTooLarge as exc:  # raised outside FastAPI's handlers (the hot path reads bodies itself)
+            await problem_response(exc.error)(scope, receive, send)

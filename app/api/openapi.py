@@ -16,15 +16,23 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.openapi_accounts import ACCOUNT_DECISIONS, ACCOUNT_ERRORS
+from app.api.openapi_text import (
+    DECISIONS,
+    ERROR_DESCRIPTIONS,
+    IDEMPOTENCY_DESCRIPTION,
+    OPERATION_ERRORS,
+    PROBLEM_SCHEMA,
+    REPLAYED_RESPONSE_HEADER,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_REF,
+    RETRY_AFTER_HEADER,
+    SUCCESS_DESCRIPTIONS,
+    WWW_AUTHENTICATE_HEADER,
+)
 from app.api.pagination import MAX_CURSOR_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
-from app.core.money import MONEY_PATTERN
+from app.api.problems import PROBLEM_MEDIA_TYPE
 from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
 from app.domain.idempotency import MAX_KEY_LENGTH, REPLAYED_HEADER
-from app.infra.config import Settings
-
-BODY_LIMIT_KIB = Settings.model_fields["max_body_bytes"].default // 1024
 
 BEARER_SCHEME = "bearerAuth"
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -32,229 +40,6 @@ PUBLIC_OPERATIONS = frozenset({("post", "/v1/users"), ("post", "/v1/sessions"), 
 """Operations under /v1 that need no bearer token."""
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-
-DECISIONS = f"""
-## Conventions
-
-- **Auth**: `Authorization: Bearer <api_token>` on every `/v1` operation except `POST /v1/users`
-  and `POST /v1/sessions` (which return a token, once). A missing, unknown or revoked token is a 401
-  with `WWW-Authenticate: Bearer`. A group the caller is not a member of does not exist for them: 404.
-- **Errors** are RFC 9457 problem details (`Content-Type: {PROBLEM_MEDIA_TYPE}`, schema `Problem`);
-  `type` is `{PROBLEM_BASE}<slug>`. Validation errors are 422 and list `errors: [{{"loc", "msg"}}]`;
-  a malformed path UUID, `limit` or body is a 422 too; a `cursor` the list did not issue or a bad
-  `Idempotency-Key` is a 400.
-  An unknown path is a 404, an undeclared method a 405, a request body over {BODY_LIMIT_KIB} KiB a 413
-  (all problem details).
-- **Money** is a decimal string (`{MONEY_PATTERN}`) with no more decimals than the group's currency
-  has, at most 10^12 minor units; responses render the currency's full decimals, signed amounts
-  (nets, ledger entries) with a leading `-`. Expense and settlement amounts must be greater than zero.
-- **Text** fields (names, emails, descriptions, notes) must not contain NUL (U+0000): 422.
-- **Lists** are newest first and keyset-paginated: `?limit=` (1..{PAGE_LIMIT_MAX}, default
-  {PAGE_LIMIT_DEFAULT}) and the opaque `?cursor=` from the previous page's `next_cursor` (`null` on the last page).
-- **Database unavailable** (or contention that outlasts the bounded retries): 503 problem with
-  `Retry-After`; nothing was written. `GET /health` then answers 503
-  `{{"status": "degraded", "database": "unavailable"}}`.
-
-{ACCOUNT_DECISIONS}
-## Decisions the contract leaves open
-
-- Any current member may record expenses and settlements, and edit or void any expense of the group.
-- Voiding is idempotent: a second `DELETE` of an expense returns 200 with the same voided expense and
-  posts nothing. Editing (`PUT`) a voided expense is a 409.
-- Editing or voiding an expense whose payer or participants include a former member is a 409.
-- `Idempotency-Key` values are kept at least 24 hours, per user; only committed requests are
-  remembered, so a request rejected by validation leaves its key unused.
-- Lists include voided expenses (with `voided_at` set).
-- Every `201` carries `Location`: the new expense or settlement, `/v1/groups/{{id}}` for a group,
-  `/v1/groups/{{id}}/members` for a new member, `/v1/users/me` for a registration.
-- Expenses carry an `ETag`: `"<version>"`, or `"<version>-voided"` once voided. `PUT` and `DELETE`
-  honour `If-Match` (a list of tags, or `*`; a weak tag never matches): when the expense's current
-  tag is not listed, 412 `precondition-failed` and nothing is written. Without `If-Match`, an edit or
-  void that races another applies to the latest version (the service re-reads and retries).
-  A malformed `If-Match` is a 400 `invalid-header`.
-- A `PUT` equal to the current version (same description, amount, payer, split type and owed
-  amounts) writes nothing: 200 with the same body, `version` and `ETag`.
-- `Idempotency-Key` is honoured on `PUT` and `DELETE` of an expense and `DELETE` of a settlement,
-  with the rules of the `POST`s; a request that changes nothing (an edit equal to the current
-  version, a second void) still claims its key, so a retry replays it and another request under the
-  key is a 422.
-- **Several payers**: give `paid_by` (one payer paying all) or `payers` (1..50 distinct members,
-  each amount > 0, summing exactly to `amount`), never both or neither (422 at `payers`). A payer
-  who is not a current member is a 422 at `paid_by` or `payers`. The ledger posts `+paid` to each
-  payer and `-owed` to each participant (not netted per user).
-- **Foreign currency**: `currency` other than the group's needs `exchange_rate` (group units per one
-  unit of `currency`); in the group's currency it must be absent or exactly 1 (and is returned as
-  null). Converted total half up; the owed parts, and separately the paid parts, by largest remainder
-  over that total (ties by ascending user_id), so each sums exactly to `group_amount`. A total that
-  converts to 0, or past 10^12 minor units of the group's currency, is a 422 at `amount`.
-- **Dates**: `date` is `YYYY-MM-DD` between 1900-01-01 and 2999-12-31; it defaults to today (UTC) on
-  create, and an edit without `date` keeps the expense's date. `since`/`until`/`category` filter the
-  list (dates inclusive); a malformed filter is a 422.
-- **Cursors** are bound to their list: the list, its group (or caller) and its filters. A cursor
-  presented to another list, group or filter set is a 400 `invalid-cursor`.
-- **History**: `GET .../expenses/{id}/versions` lists every version, oldest first, as the API returned
-  it; a version is stored when it is replaced and never rewritten. A void is not a new version: the
-  last item shows `voided_at`, and `updated_by`/`updated_at` stay those of the version (the activity
-  feed says who voided it).
-- **Settlement voids** post the exact negation of the settlement's entries (kind `reversal`, citing
-  the settlement), whatever the balances are now; a settlement whose payer or payee is no longer a
-  member cannot be voided (409 `settlement-not-voidable`). A second `DELETE` returns the same voided
-  settlement and posts nothing. Settlements carry an `ETag` (`"1"`, `"1-voided"`) and honour
-  `If-Match` on `DELETE`.
-- **Balance limit**: a write that raises the group's sum of positive nets past 10^15 minor units is
-  a 422 `balance-limit-exceeded` and writes nothing (that sum bounds every member's net, since nets
-  sum to zero). It is checked against the committed balances with the write's own balance rows
-  locked; writes that lower the sum (settlements, voids, expenses the other way) always pass.
-- **Guests**: `POST .../members` with `{{"name"}}` alone adds a person without an account (`guest`
-  true, `email` null, no token); they pay, owe and settle like anyone. Any member may create an
-  invite for a guest (`POST .../members/{{user_id}}/invite`: a single-use code shown once, valid 7
-  days; a member who is not a guest: 409 `not-a-guest`). `POST /v1/users/claim` (no bearer token)
-  turns the guest into a full user with the same id, balances and history and returns a token; a
-  code that is unknown, used, expired or whose guest was already claimed is a 422
-  `invalid-invite`, an email already taken a 409; nothing is written then.
-- **Activity**: every write records who did what (`type`, `actor_id`, the expense, settlement or
-  member it concerns); items are never changed. Activity from before this feature was backfilled
-  from the stored expenses, settlements and memberships (actor: the creator; `detail.backfilled`).
-"""
-
-IDEMPOTENCY_DESCRIPTION = (
-    f"Optional. 1..{MAX_KEY_LENGTH} printable ASCII characters (0x20-0x7E), also accepted as an RFC 8941 "
-    "quoted string; scoped to the authenticated user and kept at least 24 hours. Same key and same request "
-    "(method, path and canonical JSON body): the original status and body are replayed with "
-    f"`{REPLAYED_HEADER}: true` and nothing is written. Same key, different request: 422 "
-    "`idempotency-key-reused`. Same key still in progress in another request: 409 `idempotency-key-in-use`. "
-    "Any other value, the empty key included: 400 `invalid-idempotency-key`. Only committed requests are "
-    "remembered: a request rejected by validation leaves the key unused. Without the header the request is "
-    "simply not idempotent."
-)
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "type": "object",
-    "description": "RFC 9457 problem details, served as application/problem+json.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {
-            "type": "string",
-            "format": "uri",
-            "description": f"{PROBLEM_BASE}<slug>, e.g. {PROBLEM_BASE}validation-error",
-            "examples": [f"{PROBLEM_BASE}validation-error"],
-        },
-        "title": {"type": "string", "description": "Short summary of the status, e.g. Unprocessable Content"},
-        "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "The HTTP status code"},
-        "detail": {"type": "string", "description": "Human-readable explanation of this occurrence"},
-        "errors": {
-            "type": "array",
-            "description": "Present on validation errors (422): one entry per invalid input.",
-            "items": {
-                "type": "object",
-                "required": ["loc", "msg"],
-                "properties": {
-                    "loc": {
-                        "type": "array",
-                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-                        "description": 'Where the error is, e.g. ["body", "participants", 0, "amount"]',
-                    },
-                    "msg": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-
-ERROR_DESCRIPTIONS: dict[str, str] = {
-    "400": "Bad request: a bad `cursor` or `Idempotency-Key`",
-    "401": "Missing or invalid bearer token",
-    "403": "Forbidden",
-    "404": "Not found, or not visible to the caller (a group they are not a member of)",
-    "409": "Conflict",
-    "413": f"`body-too-large`: the request body exceeds the configured limit (`max_body_bytes`, {BODY_LIMIT_KIB} KiB"
-    " by default)",
-    "422": "Invalid request (body, path or query parameter); nothing was written",
-    "429": "Too many failed password attempts; retry after `Retry-After` seconds",
-    "503": "Database unavailable, or contention persisted after bounded retries; retry after `Retry-After` seconds",
-}
-
-_KEY_IN_USE = "`idempotency-key-in-use`: a request with the same `Idempotency-Key` is still in progress; retry"
-_KEY_400 = "`invalid-idempotency-key`: the `Idempotency-Key` is empty, too long or not printable ASCII"
-_CURSOR_400 = "`invalid-cursor`: `cursor` is not a `next_cursor` this list issued"
-_GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
-
-OPERATION_ERRORS: dict[str, dict[str, str]] = {
-    **ACCOUNT_ERRORS,
-    "post_user": {
-        "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
-        "422": (
-            "`validation-error`: invalid name or email, a password shorter than 8 or longer than 128 characters "
-            "or a weak one, or unknown fields; nothing was written"
-        ),
-    },
-    "post_group": {"422": "`validation-error`: invalid name, or currency is not an active ISO 4217 code"},
-    "get_groups": {"400": _CURSOR_400},
-    "get_group": {"404": _GROUP_404},
-    "post_member": {
-        "404": "`not-found`: no such group (for the caller), or no registered user with that user_id or email",
-        "409": (
-            "`already-member`: the user is already a member of the group; `group-full`: the group already has "
-            "the maximum number of members (`max_group_members`, 1000 by default)"
-        ),
-        "422": "`validation-error`: give exactly one of user_id or email",
-    },
-    "delete_member": {
-        "404": "`not-found`: no such group (for the caller), or the user is not a member of it",
-        "409": "`member-has-balance`: the member's net balance is not zero",
-    },
-    "post_expense": {
-        "400": _KEY_400,
-        "404": _GROUP_404,
-        "409": _KEY_IN_USE,
-        "422": (
-            "`validation-error`: invalid expense (money grammar, split rules, payer or participant not a current "
-            "member, currency not the group's), nothing was written and the `Idempotency-Key` stays unused; or "
-            "`idempotency-key-reused`: the key was used with a different request"
-        ),
-    },
-    "list_expenses": {"400": _CURSOR_400, "404": _GROUP_404},
-    "get_expense": {"404": "`not-found`: no such group (for the caller), or no such expense in it"},
-    "put_expense": {
-        "404": "`not-found`: no such group (for the caller), or no such expense in it",
-        "409": ("`expense-not-editable`: the expense is voided, or its payer or a participant is no longer a member"),
-        "422": "`validation-error`: invalid expense (same rules as create); nothing was written",
-    },
-    "delete_expense": {
-        "404": "`not-found`: no such group (for the caller), or no such expense in it",
-        "409": "`expense-not-editable`: the expense's payer or a participant is no longer a member",
-    },
-    "post_settlement": {
-        "400": _KEY_400,
-        "404": _GROUP_404,
-        "409": _KEY_IN_USE,
-        "422": (
-            "`validation-error`: invalid amount, the same user on both sides, or a side that is not a current "
-            "member; `settlement-exceeds-balance`: amount > min(-net(from), net(to)); or `idempotency-key-reused`. "
-            "Nothing was written"
-        ),
-    },
-    "list_settlements": {"400": _CURSOR_400, "404": _GROUP_404},
-    "get_balances": {"404": _GROUP_404},
-    "get_ledger": {"400": _CURSOR_400, "404": _GROUP_404},
-}
-"""Per-operation wording of the error responses (operationId → status → description)."""
-
-SUCCESS_DESCRIPTIONS = {"200": "OK", "201": "Created", "204": "No Content: done"}
-
-RETRY_AFTER_HEADER = {
-    "description": "Seconds to wait before retrying.",
-    "schema": {"type": "integer", "minimum": 1},
-}
-WWW_AUTHENTICATE_HEADER = {"description": "Always `Bearer`.", "schema": {"type": "string", "enum": ["Bearer"]}}
-REPLAYED_RESPONSE_HEADER = {
-    "description": (
-        f"`true` when this is the stored response of an earlier request with the same `{IDEMPOTENCY_HEADER}`; "
-        "absent otherwise."
-    ),
-    "schema": {"type": "string", "enum": ["true"]},
-}
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -304,7 +89,7 @@ def _document_parameters(op: dict[str, Any]) -> None:
 
 def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
     """Every error status the operation can answer with (besides 405 for a method it does not have)."""
-    codes: set[str] = set()
+    codes: set[str] = {"500"}
     params = op.get("parameters", [])
     if params or "requestBody" in op:
         codes.add("422")
@@ -346,6 +131,8 @@ def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
         for code, response in responses.items():
             if code.startswith("2"):
                 response.setdefault("headers", {})[REPLAYED_HEADER] = REPLAYED_RESPONSE_HEADER
+    for response in responses.values():
+        response.setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_REF
     op["responses"] = dict(sorted(responses.items()))
 
 
@@ -386,9 +173,14 @@ def _drop_unused_validation_schemas(document: dict[str, Any]) -> None:
     schemas: dict[str, Any] = document["components"]["schemas"]
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    dangling = {r for r in _refs(document) if r.rsplit("/", 1)[-1] not in schemas}
+    components: dict[str, Any] = document["components"]
+    dangling = set()
+    for ref in _refs(document):
+        _, _, kind, name = ref.split("/", 3)
+        if name not in components.get(kind, {}):
+            dangling.add(ref)
     if dangling:
-        raise RuntimeError(f"OpenAPI document references missing schemas: {sorted(dangling)}")
+        raise RuntimeError(f"OpenAPI document references missing components: {sorted(dangling)}")
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -406,6 +198,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     components["schemas"] = dict(sorted(schemas.items()))
+    components["headers"] = {"X-Request-ID": REQUEST_ID_HEADER}
     components["securitySchemes"] = {
         BEARER_SCHEME: {
             "type": "http",

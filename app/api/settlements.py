@@ -16,6 +16,7 @@ from app.api.expenses import (
     outcome_response,
     parse_if_match,
 )
+from app.api.jsonbody import StrictJsonRoute
 from app.api.pagination import PageDep, require_time_cursor, scope_of
 from app.api.render import problems, respond, time_page
 from app.core.errors import DomainError
@@ -24,7 +25,7 @@ from app.domain.groups import group_for_member
 from app.domain.schemas import Page, SettlementIn, SettlementOut
 from app.infra.testhooks import faults_for
 
-router = APIRouter(tags=["settlements"])
+router = APIRouter(tags=["settlements"], route_class=StrictJsonRoute)
 
 
 @router.post(

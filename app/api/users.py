@@ -4,13 +4,14 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import AccountsDep, CurrentUser
+from app.api.jsonbody import StrictJsonRoute
 from app.api.render import problems, respond
 from app.domain import accounts, guests
 from app.domain.account_schemas import PasswordChange
 from app.domain.schemas import ClaimIn, UserCreate, UserCreated, UserOut
 from app.domain.users import render
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=StrictJsonRoute)
 
 
 @router.post(

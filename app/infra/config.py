@@ -1,12 +1,16 @@
 """One Settings object, read from the environment and `.env`. Every limit lives here."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MAX_CORS_ORIGINS = 50
+_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -34,6 +38,8 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=5_000, ge=100, le=600_000)
     lock_timeout_ms: int = Field(default=2_000, ge=10, le=600_000)
     idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    # The name the service's sessions carry in pg_stat_activity (PostgreSQL allows 63 characters).
+    db_application_name: str = Field(default="quits", min_length=1, max_length=63, pattern=r"^[ -~]+$")
 
     # Retries of serialization failures, deadlocks and lock timeouts.
     retry_max_attempts: int = Field(default=5, ge=1, le=20)
@@ -82,8 +88,47 @@ class Settings(BaseSettings):
     idempotency_purge_interval_s: int = Field(default=600, ge=1, le=86_400)
     idempotency_purge_batch: int = Field(default=1_000, ge=1, le=100_000)
 
+    # Operations (README, "Operations"). Logs: text lines (default) or one JSON object per line.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # GET /metrics and the per-request counters (false: neither, for an A/B of their cost).
+    metrics: bool = True
+    # Where the workers' metric files live (prometheus_client multi-process mode). Unset: a directory per
+    # server start, shared by the workers of one `uvicorn --workers N` (app/infra/metrics.py).
+    prometheus_multiproc_dir: Path | None = None
+    # How often each worker writes its request counts and pool sizes to the shared metric files (a scrape
+    # also writes the serving worker's at once; the other workers' are at most this old).
+    metrics_interval_s: float = Field(default=1.0, ge=0.1, le=60)
+    # GET /health and /health/ready wait this long for the database.
+    health_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); empty: CORS off.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     # Test hooks (fault injection headers). Never enable in production.
     enable_test_hooks: bool = False
+
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.lower() if value.lower() in ("text", "json") else value.upper()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """A comma-separated list (as in the environment) or a sequence; each an origin or `*`."""
+        items = [o.strip() for o in value.split(",")] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            return value
+        origins = tuple(o.rstrip("/") for o in items if o)
+        if len(origins) > MAX_CORS_ORIGINS:
+            raise ValueError(f"at most {MAX_CORS_ORIGINS} origins")
+        bad = [o for o in origins if not _ORIGIN.fullmatch(o)]
+        if bad:
+            raise ValueError(f"not an origin (scheme://host[:port]) or *: {bad}")
+        return origins
 
 
 @lru_cache

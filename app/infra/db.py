@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.infra.config import Settings
@@ -42,6 +45,12 @@ def normalise_url(raw: str) -> URL:
     return url.set(drivername=ASYNC_DRIVER, query=query)
 
 
+def safe_url(url: URL) -> str:
+    """The URL for logs: the password shown as ***, a password query parameter dropped."""
+    query = {k: v for k, v in url.query.items() if k.lower() != "password"}
+    return url.set(query=query).render_as_string(hide_password=True)
+
+
 def plain_url(url: URL) -> str:
     """The libpq form (for psql/pgbench and subprocesses)."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -66,6 +75,25 @@ def embedded_socket_url(data_dir: Path, database: str) -> URL:
     info = server.get_postmaster_info()
     raw = f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}&port={info.port}"
     return normalise_url(raw)
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie (exited, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc: trust the signal check
+
+
+def embedded_server_pid(data_dir: Path) -> int | None:
+    """The postmaster's pid when a server runs on data_dir (its postmaster.pid names a live process)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None  # no pid file, a stale one, or a process that is gone
+    return None if _exited(pid) else pid
 
 
 def stop_embedded(data_dir: Path) -> None:
@@ -141,7 +169,7 @@ def _server_settings(settings: Settings) -> dict[str, str]:
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
-        "application_name": "quits",
+        "application_name": settings.db_application_name,
         "jit": "off",
     }
 
@@ -172,7 +200,26 @@ async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
     )
 
 
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection the server has closed (a restart, pg_terminate_backend, a failover) is known to
+    be dead without a round trip: asyncpg saw the socket close. Refusing it at checkout makes the pool
+    open a fresh one (SQLAlchemy retries the checkout), so a restart costs no request a 503; a
+    connection that dies during a request still does (app.api.problems)."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_connection: object, record: object, proxy: object) -> None:
+        inner = getattr(dbapi_connection, "_connection", None)  # the adapted asyncpg connection
+        if inner is not None and inner.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
+
+
 def make_engine(url: URL, settings: Settings) -> AsyncEngine:
+    engine = _create_engine(url, settings)
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _create_engine(url: URL, settings: Settings) -> AsyncEngine:
     server_settings = _server_settings(settings)
     return create_async_engine(
         url,

@@ -16,11 +16,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
 
+from app.infra import metrics
+
 
 class GroupGate:
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, *, name: str = "write") -> None:
         assert width >= 0
         self._width = width
+        self.name = name  # the gate label of the metrics
         self._gates: dict[UUID, tuple[asyncio.Semaphore, int]] = {}
 
     @asynccontextmanager
@@ -38,11 +41,12 @@ class GroupGate:
                 await sem.acquire()  # free: no timer needed (wait_for costs a task per call)
                 held = True
             else:
+                metrics.count_gate_wait(self.name)
                 try:
                     await asyncio.wait_for(sem.acquire(), wait_s)
                     held = True
                 except TimeoutError:
-                    pass  # waited long enough: let the database's own locks order this write
+                    metrics.count_gate_timeout(self.name)  # waited long enough: the database's locks order it
             yield
         finally:
             if held:
