@@ -22,6 +22,7 @@ from app.api.routing import RouteTable
 from app.domain import idempotency
 from app.domain.accounts import Services
 from app.domain.idempotency import KeysInFlight
+from app.domain.revocations import RevocationListener
 from app.domain.users import TokenCache
 from app.infra import metrics
 from app.infra.cache import BoundedCache
@@ -40,7 +41,6 @@ from app.infra.db import (
 from app.infra.gate import GroupGate
 from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
-from app.infra.revocations import RevocationListener
 from app.infra.testhooks import WorkerHeader
 
 logger = logging.getLogger("quits")

@@ -106,7 +106,7 @@ _NOTIFY = text(f"SELECT pg_notify('{REVOKED_CHANNEL}', encode(:h, 'hex'))")
 
 
 async def announce_revoked(conn: AsyncConnection, token_hash: bytes) -> None:
-    """Tell every worker (app.infra.revocations listens) at commit; nothing is sent if it rolls back."""
+    """Tell every worker (app.domain.revocations listens) at commit; nothing is sent if it rolls back."""
     await conn.execute(_NOTIFY, {"h": token_hash})
 
 

@@ -53,7 +53,7 @@ class TokenCache:
     """Token hash → user, per worker, bounded (the oldest entry goes first). An entry is served for at
     most its ttl counted from *before* the database read that found the token:
 
-    - while this worker listens for revocations (app.infra.revocations: PostgreSQL NOTIFY, sent when a
+    - while this worker listens for revocations (app.domain.revocations: PostgreSQL NOTIFY, sent when a
       revocation commits), `listen_ttl_s` (minutes): a revocation evicts the token at once;
     - otherwise (not yet connected, or the listening connection was lost) `ttl_s` (at most 1 s), so a
       token revoked at time t is refused by every worker from t + ttl_s on in any case.

@@ -13,36 +13,19 @@ from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.infra.config import Settings
 from app.infra.roles import APP_ROLE, OWNER_ROLE, prepare_server, role_url
+from app.infra.urls import ASYNC_DRIVER, DatabaseUrlError, normalise_url
+
+__all__ = ["ASYNC_DRIVER", "DatabaseUrlError", "normalise_url"]
 
 logger = logging.getLogger("quits.db")
 
-ASYNC_DRIVER = "postgresql+asyncpg"
-_PLAIN_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2", "postgresql+psycopg"}
-
-
-class DatabaseUrlError(ValueError):
-    pass
-
-
-def normalise_url(raw: str) -> URL:
-    """`postgres://`, `postgresql://` and other PostgreSQL URLs → the asyncpg driver URL."""
-    try:
-        url = make_url(raw.strip())
-    except Exception as exc:  # sqlalchemy raises ArgumentError with the URL in it
-        raise DatabaseUrlError("DATABASE_URL is not a valid URL") from exc
-    if url.drivername not in _PLAIN_SCHEMES:
-        raise DatabaseUrlError(f"DATABASE_URL must be a PostgreSQL URL, got scheme {url.drivername!r}")
-    query = dict(url.query)
-    # libpq's sslmode is spelled ssl for asyncpg.
-    if "sslmode" in query:
-        query["ssl"] = query.pop("sslmode")
-    return url.set(drivername=ASYNC_DRIVER, query=query)
+# URL parsing lives in app.infra.urls (app.infra.roles needs it too); re-exported here.
 
 
 def safe_url(url: URL) -> str:

@@ -17,6 +17,8 @@ import sys
 import asyncpg
 from sqlalchemy.engine import URL
 
+from app.infra.urls import normalise_url
+
 logger = logging.getLogger("quits.roles")
 
 OWNER_ROLE = "quits_owner"
@@ -134,8 +136,6 @@ async def prepare_server(
 
 def main(argv: list[str]) -> int:
     """`python -m app.infra.roles <superuser URL of the database>`: prepare an external server once."""
-    from app.infra.db import normalise_url
-
     if len(argv) != 1:
         print("usage: python -m app.infra.roles postgresql://<superuser>@<host>:<port>/<database>", file=sys.stderr)
         return 2
