@@ -33,6 +33,7 @@ from app.infra.db import (
 from app.infra.gate import GroupGate
 from app.infra.passwords import Passwords
 from app.infra.testhooks import WorkerHeader
+from app.web import install as install_web
 
 logger = logging.getLogger("quits")
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for module in (users, sessions, tokens, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
+    install_web(app)  # the web app for people at / (app/web)
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     openapi.install(app)
     return app
