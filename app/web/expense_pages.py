@@ -128,7 +128,7 @@ async def edit_page(request: Request, group_id: uuid.UUID, expense_id: uuid.UUID
         view = await load_view(conn, group_id, user)
         record = await expenses.get(conn, group_id, expense_id)
     f = prefill(record, view.members_by_name(), idem=new_key(), if_match=expenses.etag(record))
-    return _form_page(request, view, f, errors={}, preview=None, expense_id=expense_id)
+    return _form_page(request, view, f, errors={}, preview=draft(f, view.currency)[1], expense_id=expense_id)
 
 
 @router.post("/groups/{group_id}/expenses/{expense_id}")
@@ -176,7 +176,8 @@ async def _newer_version(request: Request, view: GroupView, group_id: uuid.UUID,
         f"Your changes were not saved: the form shows the newer version. Yours was: "
         f"“{mine.description}”, {mine.amount} {mine.currency}."
     }
-    return _form_page(request, view, f, errors=errors, preview=None, expense_id=expense_id, status=409)
+    preview = draft(f, view.currency)[1]
+    return _form_page(request, view, f, errors=errors, preview=preview, expense_id=expense_id, status=409)
 
 
 @router.post("/groups/{group_id}/expenses/{expense_id}/void")
