@@ -55,8 +55,19 @@ def message_for(error: DomainError) -> str:
     return known[1] if known else _sentence(error.detail)
 
 
+_WIRE_NAMES = {
+    "exchange_rate": "exchange rate",
+    "from_user_id and to_user_id": "who paid and who was paid",
+    "paid_by": "paid by",
+    "split_type": "split",
+    "current_password": "current password",
+}
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
+    for wire, human in _WIRE_NAMES.items():
+        text = text.replace(wire, human)
     if not text:
         return "Something went wrong."
     text = text[0].upper() + text[1:]
