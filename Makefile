@@ -29,7 +29,7 @@ browser:
 	else echo "browser tests need /usr/bin/chromium and /usr/bin/chromedriver: apt-get install chromium chromium-driver"; fi
 
 ## The full suite: unit, integration, concurrency, web (embedded PostgreSQL unless TEST_DATABASE_URL is set).
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install
