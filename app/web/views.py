@@ -74,7 +74,7 @@ class GroupView:
         return template.format(actor=self.name(item.actor_id), user=self.name(item.user_id))
 
 
-def _has_route(request: Request, method: str, path: str) -> bool:
+def has_route(request: Request, method: str, path: str) -> bool:
     return any(
         isinstance(r, Route) and r.path == path and r.methods is not None and method in r.methods
         for r in request.app.routes
@@ -86,11 +86,11 @@ def optional_links(request: Request, group_id: uuid.UUID) -> dict[str, str]:
     appears only when the API route of the contract exists in this app. Export and import go through the
     web's own bridge (app.web.bridge), which calls that API route as the signed-in person."""
     links: dict[str, str] = {}
-    if _has_route(request, "GET", "/v1/groups/{group_id}/export"):
+    if has_route(request, "GET", "/v1/groups/{group_id}/export"):
         links["export_csv"] = f"/groups/{group_id}/export?format=csv"
         links["export_json"] = f"/groups/{group_id}/export?format=json"
-    if _has_route(request, "POST", "/v1/groups/import"):
+    if has_route(request, "POST", "/v1/groups/import"):
         links["import"] = "/import"
-    if _has_route(request, "GET", "/v1/groups/{group_id}/recurring"):
+    if has_route(request, "GET", "/v1/groups/{group_id}/recurring"):
         links["recurring"] = f"/groups/{group_id}/recurring"
     return links
