@@ -64,6 +64,11 @@ def test_csrf_refusals_write_nothing(client: TestClient, clean_db: URL) -> None:
     other = Person(client, "Other").sign_up()
     other.get("/")
     assert ann.post("/groups", {"csrf": other.csrf, "name": "G", "currency": "USD"}, csrf=False).status_code == 403
+    # the value is bound to the session too: Ann's CSRF cookie and value with another session are refused
+    mixed = Person(client, "Mixed")
+    mixed.jar.set("quits_csrf", ann.jar.get("quits_csrf") or "")
+    mixed.jar.set("quits_session", other.jar.get("quits_session") or "")
+    assert mixed.post("/groups", {"csrf": good, "name": "G", "currency": "USD"}, csrf=False).status_code == 403
     # a value from before signing in is worthless after it
     late = Person(client, "Late")
     late.get("/signup")
