@@ -75,9 +75,9 @@ def web_server(db_url: URL) -> Iterator[Server]:
         "PASSWORD_HASH_TIME_COST": "2",
         "PASSWORD_HASH_MEMORY_KIB": "16384",
         "PASSWORD_HASH_PARALLELISM": "1",
-        "DB_POOL_SIZE": "3",  # small pools: the suite's other servers may still hold theirs
-        "DB_MAX_OVERFLOW": "1",
-        "DB_WRITE_POOL_SIZE": "2",
+        "DB_POOL_SIZE": "2",  # small pools: the suite's other servers may still hold theirs
+        "DB_MAX_OVERFLOW": "0",
+        "DB_WRITE_POOL_SIZE": "1",
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [sys.executable, "-m", "uvicorn", "app.main:app", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
