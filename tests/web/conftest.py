@@ -170,6 +170,12 @@ def screenshot(driver: Browser, name: str) -> list[Path]:
     return saved
 
 
+def dark(driver: Browser, on: bool = True) -> None:
+    """prefers-color-scheme: dark (or back to light) for the page."""
+    features = [{"name": "prefers-color-scheme", "value": "dark" if on else "light"}]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": features})
+
+
 def axe_violations(driver: Browser) -> list[dict[str, Any]]:
     """axe-core (shipped as a file) run in the page: its serious and critical violations."""
     driver.execute_script(AXE.read_text(encoding="utf-8"))

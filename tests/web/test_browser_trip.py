@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 
 from tests.concurrency.helpers import Server
 from tests.dbutil import assert_ledger_invariants, run_sql
-from tests.web.conftest import axe_violations, screenshot
+from tests.web.conftest import axe_violations, dark, screenshot
 from tests.web.pages import (
     by_id,
     choose,
@@ -137,6 +137,9 @@ def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[...,
     submit(alice, "Save expense")
     assert "Expense saved." in text(alice)
     check_page(alice, "group")
+    dark(alice)
+    check_page(alice, "group-dark")  # the dark colours pass axe's contrast checks too
+    dark(alice, on=False)
 
     # an edit conflict in two sessions: Carol saves first, Alice is told and shown the newer version
     dinner = next(a for a in css_all(alice, "ul.expenses a.desc") if a.text == "Dinner").get_attribute("href")
