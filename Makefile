@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench openapi verify clean-db
+.PHONY: run test install lint bench openapi verify clean-db browser
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -21,8 +21,15 @@ install: $(VENV)/.installed
 run: install
 	$(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-## The full suite: unit, integration, concurrency (embedded PostgreSQL unless TEST_DATABASE_URL is set).
-test: install
+## Debian's Chromium and its driver for the browser tests (tests/web): installed when missing and root may.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else echo "browser tests need /usr/bin/chromium and /usr/bin/chromedriver: apt-get install chromium chromium-driver"; fi
+
+## The full suite: unit, integration, concurrency, web (embedded PostgreSQL unless TEST_DATABASE_URL is set).
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install

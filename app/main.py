@@ -42,6 +42,7 @@ from app.infra.gate import GroupGate
 from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
 from app.infra.testhooks import WorkerHeader
+from app.web import install as install_web
 
 logger = logging.getLogger("quits")
 
@@ -188,7 +189,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     for module in (users, sessions, tokens, groups, expenses, settlements, balances):
         app.include_router(module.router, prefix="/v1")
-    ops.install_docs(app)
+    ops.install_docs(app)  # before the web app: its /static/docs mount must match before /static
+    install_web(app)  # the web app for people at / (app/web)
     app.state.route_table = RouteTable(app)
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     _add_middleware(app, settings)

@@ -89,12 +89,13 @@ CREATE TEMP TABLE payer_map (payer_idx int, payer uuid, o1 uuid, o2 uuid, o3 uui
 """
 
 _BULK_EXPENSES = """
-INSERT INTO expenses (id, group_id, description, amount_minor, currency, paid_by, split_type, shares, version,
-                      created_by, created_at, updated_at)
-SELECT b.id, $1, 'bench bulk', b.amount, 'USD', pm.payer, 'equal',
+INSERT INTO expenses (id, group_id, description, amount_minor, currency, group_currency, group_amount_minor, paid_by,
+                      payers, split_type, shares, date, version, created_by, created_at, updated_by, updated_at)
+SELECT b.id, $1, 'bench bulk', b.amount, 'USD', 'USD', b.amount, pm.payer,
+       jsonb_build_array(jsonb_build_array(pm.payer::text, b.amount)), 'equal',
        jsonb_build_array(jsonb_build_array(pm.o1::text, b.amount / 3), jsonb_build_array(pm.o2::text, b.amount / 3),
                          jsonb_build_array(pm.o3::text, b.amount / 3)),
-       1, pm.payer, b.created_at, b.created_at
+       (b.created_at AT TIME ZONE 'UTC')::date, 1, pm.payer, b.created_at, pm.payer, b.created_at
 FROM bulk b JOIN payer_map pm USING (payer_idx)
 """
 
@@ -147,7 +148,7 @@ async def _bulk_insert(
     return timings
 
 
-async def _bulk_load(dsn: str, group: Group, count: int) -> dict[str, Any]:
+async def bulk_load(dsn: str, group: Group, count: int) -> dict[str, Any]:
     """Grow the group by `count` expenses (3 participants, equal split, payer rotating) by direct SQL.
 
     Every expense gets its 4 ledger entries (one posting summing to zero) and the members' balance
@@ -195,7 +196,7 @@ def run_scale(ctx: Context) -> dict[str, Any]:
     before = interleaved_latency(server, _targets(("small", small)), opts.scale_samples)
     log(f"scale: {opts.scale_target} expenses by direct SQL")
     t0 = time.monotonic()
-    load = asyncio.run(_bulk_load(ctx.db.dsn(), large, opts.scale_target))
+    load = asyncio.run(bulk_load(ctx.db.dsn(), large, opts.scale_target))
     load["total_s"] = round(time.monotonic() - t0, 1)
     log(f"scale: loaded in {load['total_s']} s, check {load['check']}")
     after = interleaved_latency(server, _targets(("small", small), ("large", large)), opts.scale_samples)

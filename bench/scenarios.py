@@ -16,7 +16,7 @@ server, database, seeded groups), when it is enabled, its ratio rows and its mar
 
 from __future__ import annotations
 
-from bench import pgbench, profiling, report, scale
+from bench import pgbench, profiling, report, scale, webpage
 from bench.model import (
     TARGET_FX_PAYERS_RATIO,
     TARGET_HOT_RATIO,
@@ -68,6 +68,14 @@ MEASUREMENTS: tuple[Measurement, ...] = (
         enabled=lambda o: not o.skip_scale,
         ratios=scale.scale_ratios,
         render=report.render_scale,
+    ),
+    # The web app's group page at 10^6 expenses (10^5 with --quick): server time <= 100 ms (issue #15)
+    Measurement(
+        key="web_page",
+        run=webpage.run_web_page,
+        enabled=lambda o: not o.skip_scale,
+        ratios=webpage.web_page_ratios,
+        render=webpage.render_web_page,
     ),
 )
 

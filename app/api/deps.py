@@ -67,7 +67,12 @@ async def current_user(request: Request) -> UserRecord:
     """The caller, from the bearer token. A worker caches token -> user for at most token_cache_ttl_ms
     (app.domain.users.TokenCache), so a revoked token is refused everywhere within that time. Reads
     app.state rather than sub-dependencies: every route pays for this one."""
-    token = bearer_token(request)
+    return await user_for_token(request, bearer_token(request))
+
+
+async def user_for_token(request: Request, token: str) -> UserRecord:
+    """The owner of a live API token (a bearer token, or the web app's session cookie), through the
+    worker's short-lived cache; 401 `unauthorized` when it is unknown or revoked."""
     cache: TokenCache = request.app.state.token_cache
     key = hash_token(token)
     user = cache.get(key)

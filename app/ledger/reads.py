@@ -21,6 +21,19 @@ async def read_nets(conn: AsyncConnection, group_id: uuid.UUID) -> dict[uuid.UUI
     return nets
 
 
+async def read_own_nets(
+    conn: AsyncConnection, user_id: uuid.UUID, group_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """One member's net in each of the given groups (from the balance rows: O(groups), no ledger scan)."""
+    if not group_ids:
+        return {}
+    rows = await conn.execute(
+        text("SELECT group_id, net_minor FROM member_balances WHERE user_id = :u AND group_id = ANY(:gs)"),
+        {"u": user_id, "gs": group_ids},
+    )
+    return {row.group_id: row.net_minor for row in rows}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Drift:
     group_id: uuid.UUID

@@ -24,12 +24,16 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The app modules a file imports: `from package import submodule` depends on the submodule (the
+    package's __init__ is then only partly run), `from module import name` on the module."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            found.update(subs)
+            if len(subs) < len(node.names):
+                found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("app"))
     return found
@@ -37,7 +41,8 @@ def _imports(path: Path) -> set[str]:
 
 def _graph() -> dict[str, set[str]]:
     modules = {_module(p): p for p in APP.rglob("*.py")}
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    names = set(modules)
+    return {name: {m for m in _imports(path, names) if m in names and m != name} for name, path in modules.items()}
 
 
 def test_layers_import_only_downwards() -> None:
