@@ -1,6 +1,6 @@
 """Pure: the dates of a recurring schedule. No I/O, no clock.
 
-Occurrence n (0-based) of a schedule is `start_date + n × interval` days, weeks, months or years.
+Occurrence n (0-based) of a schedule is `start_date + n * interval` days, weeks, months or years.
 Monthly and yearly rules keep the start date's day as their anchor and fall on the month's last day
 when the month is shorter: monthly from 31 January gives 28 (or 29) February, then 31 March; yearly
 from 29 February gives 28 February in common years and 29 February again in leap years.
