@@ -13,12 +13,25 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 
-from app.api import balances, expenses, groups, health, openapi, problems, sessions, settlements, tokens, users
+from app.api import (
+    balances,
+    expenses,
+    groups,
+    health,
+    openapi,
+    problems,
+    recurring,
+    sessions,
+    settlements,
+    tokens,
+    users,
+)
 from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
 from app.domain import idempotency
 from app.domain.accounts import Services
 from app.domain.idempotency import KeysInFlight
+from app.domain.recurring_scheduler import Scheduler
 from app.domain.users import TokenCache
 from app.infra.cache import BoundedCache
 from app.infra.config import Settings, get_settings
@@ -71,6 +84,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.accounts = Services(engine=app.state.engine, settings=settings, passwords=app.state.passwords)
     await app.state.passwords.warm()
     purger = asyncio.create_task(idempotency.purge_forever(app.state.engine, settings))
+    app.state.scheduler = Scheduler(
+        engine=app.state.engine, pool=app.state.write_pool, settings=settings, gate=app.state.group_gate
+    )
+    background = [purger]
+    if settings.recurring_scheduler:
+        background.append(asyncio.create_task(app.state.scheduler.run_forever()))
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
     # future collection, so a full collection walks only request garbage (shorter tail latencies).
     gc.collect()
@@ -80,9 +99,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        purger.cancel()
-        with suppress(asyncio.CancelledError):
-            await purger
+        for task in background:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         await app.state.write_pool.close()
         await app.state.engine.dispose()
         if embedded:
@@ -117,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.settings.enable_test_hooks:
         app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
     app.include_router(health.router)
-    for module in (users, sessions, tokens, groups, expenses, settlements, balances):
+    for module in (users, sessions, tokens, groups, expenses, recurring, settlements, balances):
         app.include_router(module.router, prefix="/v1")
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     openapi.install(app)
