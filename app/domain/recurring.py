@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core import calendar
@@ -139,9 +140,13 @@ async def change(
     rule_id: uuid.UUID,
     how: How,
     if_match: frozenset[str] | None = None,
-) -> tuple[Outcome | None, RuleRecord]:
+) -> tuple[Outcome | None, RuleRecord | None]:
     """Read, apply how, then one command that writes only if the version read is still current: else,
-    with If-Match, 412; without, read again (an occurrence made meanwhile moves the rule on)."""
+    with If-Match, 412; without, read again (an occurrence made meanwhile moves the rule on). A retry
+    of a request that committed replays it, even though its If-Match no longer matches."""
+    replay = await _stored(engine, claim)
+    if replay is not None:
+        return replay, None
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, rule_id)
@@ -167,6 +172,24 @@ async def change(
             if if_match is not None:
                 raise DomainError("precondition-failed", "the recurring rule changed since If-Match was read") from None
     raise DomainError("try-again", "the recurring rule kept changing; retry later")
+
+
+async def _stored(engine: AsyncEngine, claim: Claim) -> Outcome | None:
+    """The stored response of the caller's Idempotency-Key, if it was used by this very request (another
+    request under the key: 422). Only a look-up: the command itself claims the key."""
+    if claim.key is None:
+        return None
+    sql = text(
+        "SELECT fingerprint, status_code, response_body FROM idempotency_keys"
+        " WHERE user_id = :u AND key = :k AND created_at >= now() - make_interval(hours => :ttl)"
+    )
+    async with engine.connect() as conn:
+        found = (await conn.execute(sql, {"u": claim.user_id, "k": claim.key, "ttl": claim.ttl_hours})).first()
+    if found is None:
+        return None
+    if bytes(found.fingerprint) != claim.fingerprint:
+        raise DomainError("idempotency-key-reused", "this Idempotency-Key was used with a different request")
+    return Outcome(replayed=True, status=found.status_code, body=found.response_body.encode())
 
 
 async def _key_only(

@@ -84,6 +84,8 @@ class Scheduler:
         self.gate = gate or GroupGate(0)
         self.clock: Callable[[], dt.date] = lambda: rules_today(settings)
         self._wake = asyncio.Event()
+        self.raced = 0  # occurrences another worker made first (or the rule changed): nothing written
+
 
     def wake(self) -> None:
         """Run a pass now (a rule was created or changed on this worker), not at the next interval."""
@@ -150,6 +152,7 @@ class Scheduler:
             return 1
         except Rejected as exc:
             if exc.sqlstate == commands.RULE_CHANGED:
+                self.raced += 1
                 return 0  # made by another worker, or edited, skipped or stopped since it was read
             reason = STOP_REASONS.get(exc.sqlstate)
             if reason is None:
