@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if app.state.settings.enable_test_hooks:
         app.add_middleware(WorkerHeader)  # outermost: tags every response with the worker's pid
     app.include_router(health.router)
-    for module in (users, sessions, tokens, groups, expenses, recurring, settlements, balances):
+    for module in (users, sessions, tokens, groups, expenses, settlements, balances, recurring):
         app.include_router(module.router, prefix="/v1")
     app.state.hot_routes = hot_routes(app)  # checked at start-up: raises if a hot route changed shape
     openapi.install(app)

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.openapi_accounts import ACCOUNT_DECISIONS, ACCOUNT_ERRORS
+from app.api.openapi_recurring import RECURRING_DECISIONS, RECURRING_ERRORS
 from app.api.pagination import MAX_CURSOR_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.api.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from app.core.money import MONEY_PATTERN
@@ -56,6 +57,7 @@ DECISIONS = f"""
   `{{"status": "degraded", "database": "unavailable"}}`.
 
 {ACCOUNT_DECISIONS}
+{RECURRING_DECISIONS}
 ## Decisions the contract leaves open
 
 - Any current member may record expenses and settlements, and edit or void any expense of the group.
@@ -182,6 +184,7 @@ _GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
 
 OPERATION_ERRORS: dict[str, dict[str, str]] = {
     **ACCOUNT_ERRORS,
+    **RECURRING_ERRORS,
     "post_user": {
         "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
         "422": (
