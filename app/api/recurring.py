@@ -78,7 +78,7 @@ async def post_recurring(
         validated = rules.validate(body, currency)
         with request.app.state.keys_in_flight.hold(claim.user_id, claim.key):
             outcome, rendered = await svc.create(
-                request.app.state.write_pool, settings, claim=claim, group_id=group_id, validated=validated
+                request.app.state.write_pool, engine, settings, claim=claim, group_id=group_id, validated=validated
             )
     except DomainError as exc:
         if exc.code == "validation-error":

@@ -84,9 +84,19 @@ def skip(rule: RuleRecord, at: datetime) -> Change | None:
 
 
 async def create(
-    pool: asyncpg.Pool, settings: Settings, *, claim: Claim, group_id: uuid.UUID, validated: Validated
+    pool: asyncpg.Pool,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    claim: Claim,
+    group_id: uuid.UUID,
+    validated: Validated,
 ) -> tuple[Outcome, bytes]:
-    """One round trip: the rule is rendered first and stored with the key, in the same statement."""
+    """One round trip: the rule is rendered first and stored with the key, in the same statement. A
+    retry under the same key replays, even when its start_date now owes more occurrences than allowed."""
+    replay = await _stored(engine, claim)
+    if replay is not None and replay.body is not None:
+        return replay, replay.body
     index, first = position(validated.schedule, after=None, today=today(settings), max_due=settings.recurring_max_due)
     now = now_utc()
     rule = RuleRecord(

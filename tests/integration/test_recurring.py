@@ -217,9 +217,15 @@ def test_delete_stops_and_repeats(client: TestClient, clean_db: URL, trio: tuple
     rule = post_rule(client, a, gid, rule_body(a, [a, b])).json()
     path = f"/v1/groups/{gid}/recurring/{rule['id']}"
     assert_problem(client.delete(path, headers={**a.headers, "If-Match": '"9"'}), 412, "precondition-failed")
-    stopped = client.delete(path, headers={**b.headers, "If-Match": '"1"'})
+    stopped = client.delete(path, headers={**b.headers, "If-Match": '"1"', "Idempotency-Key": "stop"})
     assert stopped.status_code == 200 and stopped.headers["ETag"] == '"2"'
     body = stopped.json()
+    # A retry under the key replays, though its If-Match no longer matches the (stopped) rule.
+    retry = client.delete(path, headers={**b.headers, "If-Match": '"1"', "Idempotency-Key": "stop"})
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == body and retry.headers["ETag"] == '"2"'
+    assert_problem(client.post(path + "/skip", headers={**b.headers, "Idempotency-Key": "stop"}), 422,
+                   "idempotency-key-reused")  # fmt: skip
     assert (body["active"], body["next_date"], body["stop_reason"]) == (False, None, "stopped")
     assert body["stopped_at"] is not None and body["updated_by"] == a.id  # a stop is not an edit
     before = counts(clean_db, WRITTEN)

@@ -239,3 +239,47 @@ def test_a_past_start_date_is_made_within_5_seconds(api: Api, settings: Settings
             time.sleep(0.05)
         assert dates_made(client, a, gid, rid) == [(today - dt.timedelta(days=d)).isoformat() for d in (2, 1, 0)]
         assert rule(client, a, gid, rid)["next_date"] == (today + dt.timedelta(days=1)).isoformat()
+
+
+# 999 expenses of 10^12 yen paid by $2 for $3, through the very write function, in one statement.
+_NEAR_THE_LIMIT = """
+DO $$
+DECLARE
+    v_row jsonb;
+BEGIN
+    FOR i IN 1..999 LOOP
+        v_row := jsonb_build_object(
+            'id', gen_random_uuid(), 'group_id', '{g}', 'description', 'big', 'currency', 'JPY',
+            'amount_minor', 1000000000000, 'group_currency', 'JPY', 'group_amount_minor', 1000000000000,
+            'paid_by', '{a}', 'payers', jsonb_build_array(jsonb_build_array('{a}', 1000000000000)),
+            'split_type', 'equal', 'shares', jsonb_build_array(jsonb_build_array('{b}', 1000000000000)),
+            'date', '2029-12-31', 'version', 1, 'created_by', '{a}', 'created_at', now(),
+            'updated_by', '{a}', 'updated_at', now());
+        PERFORM quits_expense_create('{g}', jsonb_build_object(
+            'caller', '{a}', 'expense', v_row,
+            'entries', jsonb_build_array(jsonb_build_array('{a}', 1000000000000), jsonb_build_array('{b}', -1000000000000)),
+            'members', jsonb_build_array(jsonb_build_array('paid_by', '{a}'), jsonb_build_array('participants', '{b}'))));
+    END LOOP;
+END
+$$
+"""
+
+
+def test_the_balance_limit_stops_a_rule(api: Api, client: TestClient, clean_db: URL) -> None:
+    """Occurrences pass the same balance limit as a POST: with 999 x 10^12 yen already owed, the second
+    occurrence would take the group's positive nets past 10^15, so the rule stops there, with nothing of
+    that occurrence written."""
+    a, b = api.user("A"), api.user("B")
+    gid = api.group(a, currency="JPY", members=(b,))
+    run_sql(clean_db, _NEAR_THE_LIMIT.format(g=gid, a=a.id, b=b.id))
+    rid = create(client, a, gid, rule_body(a, [b], amount="1000000000000", schedule={
+        "every": "day", "start_date": "2030-01-01"}))  # fmt: skip
+    assert run_pass(client, D(2030, 1, 5)) == 1
+    stopped = rule(client, a, gid, rid)
+    assert (stopped["active"], stopped["stop_reason"]) == (False, "balance-limit-exceeded")
+    assert dates_made(client, a, gid, rid) == ["2030-01-01"]
+    assert api.nets(a, gid)[a.id] == "1000000000000000"
+    assert counts(clean_db, ("expenses",))["expenses"] == 1_000
+    feed = client.get(f"/v1/groups/{gid}/activity", params={"limit": 1}, headers=a.headers).json()["items"]
+    assert feed[0]["detail"]["reason"] == "balance-limit-exceeded"
+    assert feed[0]["detail"]["occurrence_date"] == "2030-01-02"
