@@ -132,6 +132,12 @@ def test_payer_or_participant_not_a_member_is_422(api: Api, client: TestClient, 
     problem = assert_problem(post_rule(client, a, gid, rule_body(a, [a, stranger])), 422, "validation-error")
     assert problem["errors"][0]["loc"] == ["body", "participants"]
     assert counts(clean_db, WRITTEN) == before
+    rule = post_rule(client, a, gid, rule_body(a, [a])).json()
+    before = counts(clean_db, WRITTEN)
+    path = f"/v1/groups/{gid}/recurring/{rule['id']}"
+    problem = assert_problem(client.put(path, json=rule_body(a, [stranger]), headers=a.headers), 422)
+    assert problem["errors"][0]["loc"] == ["body", "participants"]
+    assert counts(clean_db, WRITTEN) == before
 
 
 def test_idempotency_key_on_create(client: TestClient, clean_db: URL, trio: tuple[Who, Who, str]) -> None:

@@ -112,6 +112,22 @@ def test_edits_apply_to_future_occurrences_and_skips_are_not_made(api: Api, clie
     assert run_pass(client, D(2030, 9, 30)) == 0
 
 
+def test_an_edit_with_no_occurrence_left_is_422(api: Api, client: TestClient, clean_db: URL) -> None:
+    a = api.user("A")
+    gid = api.group(a)
+    rid = create(client, a, gid, rule_body(a, [a]))
+    run_pass(client, D(2030, 2, 28))
+    before = counts(clean_db, ("recurring_rules", "activity"))
+    ending = rule_body(a, [a], schedule={"every": "month", "start_date": "2030-01-31", "end_date": "2030-03-30"})
+    r = client.put(f"/v1/groups/{gid}/recurring/{rid}", json=ending, headers=a.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "schedule"], r.text
+    assert counts(clean_db, ("recurring_rules", "activity")) == before
+    ending["schedule"]["end_date"] = "2030-03-31"
+    assert client.put(f"/v1/groups/{gid}/recurring/{rid}", json=ending, headers=a.headers).json()["next_date"] == (
+        "2030-03-31"
+    )
+
+
 def test_a_member_who_left_stops_the_rule_cleanly(api: Api, client: TestClient, clean_db: URL) -> None:
     a, b, c = api.user("A"), api.user("B"), api.user("C")
     gid = api.group(a, members=(b, c))
