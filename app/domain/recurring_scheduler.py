@@ -77,6 +77,9 @@ _CLAIM = text(
 
 
 class Scheduler:
+    """One per worker (app.main's lifespan). `clock` gives the date a pass goes by (settings.recurring_today
+    pins it for tests); run_pass takes any date, so tests drive months of occurrences in seconds."""
+
     def __init__(
         self, *, engine: AsyncEngine, pool: asyncpg.Pool, settings: Settings, gate: GroupGate | None = None
     ) -> None:
@@ -85,7 +88,6 @@ class Scheduler:
         self.clock: Callable[[], dt.date] = lambda: rules_today(settings)
         self._wake = asyncio.Event()
         self.raced = 0  # occurrences another worker made first (or the rule changed): nothing written
-
 
     def wake(self) -> None:
         """Run a pass now (a rule was created or changed on this worker), not at the next interval."""
