@@ -35,6 +35,10 @@ def _scheduler_env(*, lease_s: str, batch: str = "10") -> dict[str, str]:
         "RECURRING_INTERVAL_MS": "50",
         "RECURRING_BATCH": batch,
         "RECURRING_LEASE_S": lease_s,
+        # A scheduler uses one connection of each pool at a time: keep the shared server's slots for others.
+        "DB_POOL_SIZE": "3",
+        "DB_MAX_OVERFLOW": "2",
+        "DB_WRITE_POOL_SIZE": "2",
     }
 
 
