@@ -102,7 +102,7 @@ async def list_recurring(group_id: UUID, user: CurrentUser, engine: EngineDep, p
     after = require_time_cursor(page, scope)
     async with engine.connect() as conn:
         await group_for_member(conn, group_id, user.id)
-        found = await rules.list_page(conn, group_id, page.limit + 1, after)
+        found = await rules.list_page(conn, group_id, page.limit + 1, after=after)
     return time_page(found, page.limit, rules.render, scope)
 
 

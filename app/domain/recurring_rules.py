@@ -226,7 +226,7 @@ async def get(conn: AsyncConnection, group_id: uuid.UUID, rule_id: uuid.UUID) ->
 
 
 async def list_page(
-    conn: AsyncConnection, group_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+    conn: AsyncConnection, group_id: uuid.UUID, limit: int, *, after: tuple[datetime, uuid.UUID] | None
 ) -> list[RuleRecord]:
     where = "AND (created_at, id) < (:after_at, :after_id)" if after else ""
     rows = await conn.execute(

@@ -175,7 +175,7 @@ class Scheduler:
     async def _stop(self, rule: RuleRecord, *, reason: str, message: str, day: dt.date) -> None:
         at = now_utc()
         activity = [stop_activity(rule, reason, message, occurrence_date=day.isoformat())]
-        await self._update(rule, stop(rule, reason=reason, at=at), activity, at)
+        await self._update(rule, new=stop(rule, reason=reason, at=at), activity=activity, at=at)
         logger.warning("recurring rule %s stopped (%s): %s", rule.id, reason, message)
 
     async def _already_made(self, rule: RuleRecord) -> None:
@@ -186,9 +186,11 @@ class Scheduler:
         activity = [{"type": "recurring.updated",
                      "detail": {"recurring_id": str(rule.id), "already_made": rule.next_date.isoformat()}}]  # fmt: skip
         activity += moved.activity[1:]  # "finished", when that was the last one
-        await self._update(rule, moved.rule, activity, at)
+        await self._update(rule, new=moved.rule, activity=activity, at=at)
 
-    async def _update(self, rule: RuleRecord, new: RuleRecord, activity: list[dict[str, Any]], at: dt.datetime) -> None:
+    async def _update(
+        self, rule: RuleRecord, *, new: RuleRecord, activity: list[dict[str, Any]], at: dt.datetime
+    ) -> None:
         cmd = {
             "caller": rule.updated_by,
             "scheduler": True,

@@ -15,7 +15,7 @@ from tests.recurring_helpers import rule_body
 WRITTEN = ("recurring_rules", "activity", "idempotency_keys", "expenses", "ledger_entries")
 
 
-def post_rule(client: TestClient, who: Who, gid: str, body: dict[str, Any], key: str | None = None) -> Any:
+def post_rule(client: TestClient, who: Who, gid: str, body: dict[str, Any], *, key: str | None = None) -> Any:
     headers = {**who.headers, **({"Idempotency-Key": key} if key is not None else {})}
     return client.post(f"/v1/groups/{gid}/recurring", json=body, headers=headers)
 
