@@ -16,7 +16,7 @@ BEGIN
     SELECT * INTO v_rule FROM recurring_rules r
     WHERE r.id = p_expense.recurring_id AND r.group_id = p_group
     FOR UPDATE;
-    IF NOT FOUND OR NOT v_rule.active OR v_rule.version <> (p_occ->>'expected_version')::integer
+    IF NOT FOUND OR NOT v_rule.active OR v_rule.version IS DISTINCT FROM (p_occ->>'expected_version')::integer
        OR v_rule.next_date IS DISTINCT FROM p_expense.occurrence_date THEN
         RAISE EXCEPTION 'the recurring rule has changed' USING ERRCODE = 'QUR12';
     END IF;

@@ -37,7 +37,7 @@ BEGIN
     IF NOT v_old.active THEN
         RAISE EXCEPTION 'the recurring rule is stopped' USING ERRCODE = 'QUR10';
     END IF;
-    IF v_old.version <> (p_cmd->>'expected_version')::integer THEN
+    IF v_old.version IS DISTINCT FROM (p_cmd->>'expected_version')::integer THEN
         RAISE EXCEPTION 'the recurring rule has changed' USING ERRCODE = 'QUR12', DETAIL = v_old.version::text;
     END IF;
     IF v_new.version <> v_old.version + 1 THEN

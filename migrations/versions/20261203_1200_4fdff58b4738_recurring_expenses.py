@@ -121,7 +121,7 @@ BEGIN
     SELECT * INTO v_rule FROM recurring_rules r
     WHERE r.id = p_expense.recurring_id AND r.group_id = p_group
     FOR UPDATE;
-    IF NOT FOUND OR NOT v_rule.active OR v_rule.version <> (p_occ->>'expected_version')::integer
+    IF NOT FOUND OR NOT v_rule.active OR v_rule.version IS DISTINCT FROM (p_occ->>'expected_version')::integer
        OR v_rule.next_date IS DISTINCT FROM p_expense.occurrence_date THEN
         RAISE EXCEPTION 'the recurring rule has changed' USING ERRCODE = 'QUR12';
     END IF;
@@ -270,7 +270,7 @@ BEGIN
     IF NOT v_old.active THEN
         RAISE EXCEPTION 'the recurring rule is stopped' USING ERRCODE = 'QUR10';
     END IF;
-    IF v_old.version <> (p_cmd->>'expected_version')::integer THEN
+    IF v_old.version IS DISTINCT FROM (p_cmd->>'expected_version')::integer THEN
         RAISE EXCEPTION 'the recurring rule has changed' USING ERRCODE = 'QUR12', DETAIL = v_old.version::text;
     END IF;
     IF v_new.version <> v_old.version + 1 THEN

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 import uuid
 from typing import Any
 
+import asyncpg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
 
@@ -299,3 +302,27 @@ def test_the_balance_limit_stops_a_rule(api: Api, client: TestClient, clean_db: 
     feed = client.get(f"/v1/groups/{gid}/activity", params={"limit": 1}, headers=a.headers).json()["items"]
     assert feed[0]["detail"]["reason"] == "balance-limit-exceeded"
     assert feed[0]["detail"]["occurrence_date"] == "2030-01-02"
+
+
+def test_the_functions_refuse_a_change_without_its_version(api: Api, client: TestClient, clean_db: URL) -> None:
+    """The database does not take the app's word for it: no expected version, no write."""
+    a = api.user("A")
+    gid = api.group(a)
+    rid = create(client, a, gid, rule_body(a, [a]))
+    stored = json.loads(run_sql(clean_db, "SELECT to_jsonb(r) AS doc FROM recurring_rules r")[0]["doc"])
+    stopped = {**stored, "version": 2, "active": False, "next_date": None, "stop_reason": "stopped",
+               "stopped_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+    stop = {"caller": a.id, "rule": stopped, "activity": [], "at": "2030-01-01T00:00:00Z"}  # no expected_version
+    with pytest.raises(asyncpg.PostgresError) as refused:
+        run_sql(clean_db, "SELECT * FROM quits_recurring_update($1, $2::jsonb)", uuid.UUID(gid), json.dumps(stop))
+    assert refused.value.sqlstate == "QUR12"
+    expense = {"id": str(uuid.uuid4()), "group_id": gid, "description": "x", "currency": "USD", "amount_minor": 1,
+               "group_currency": "USD", "group_amount_minor": 1, "paid_by": a.id, "payers": [[a.id, 1]],
+               "split_type": "equal", "shares": [[a.id, 1]], "date": "2030-01-31", "version": 1, "created_by": a.id,
+               "created_at": "2030-01-31T00:00:00Z", "updated_by": a.id, "updated_at": "2030-01-31T00:00:00Z",
+               "recurring_id": rid, "occurrence_date": "2030-01-31"}  # fmt: skip
+    cmd = {"caller": a.id, "expense": expense, "entries": [[a.id, 1], [a.id, -1]], "members": [["paid_by", a.id]]}
+    with pytest.raises(asyncpg.PostgresError) as refused:  # an occurrence without "occurrence"
+        run_sql(clean_db, "SELECT * FROM quits_expense_create($1, $2::jsonb)", uuid.UUID(gid), json.dumps(cmd))
+    assert refused.value.sqlstate == "QUR12"
+    assert counts(clean_db, ("expenses",))["expenses"] == 0 and rule(client, a, gid, rid)["version"] == 1
