@@ -14,7 +14,20 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import URL
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api import balances, expenses, groups, health, openapi, ops, problems, sessions, settlements, tokens, users
+from app.api import (
+    balances,
+    expenses,
+    groups,
+    health,
+    openapi,
+    ops,
+    problems,
+    recurring,
+    sessions,
+    settlements,
+    tokens,
+    users,
+)
 from app.api.edge import Edge
 from app.api.hotpath import HotWrites, hot_routes
 from app.api.limits import BodyLimit
@@ -22,6 +35,7 @@ from app.api.routing import RouteTable
 from app.domain import idempotency
 from app.domain.accounts import Services
 from app.domain.idempotency import KeysInFlight
+from app.domain.recurring_scheduler import Scheduler
 from app.domain.revocations import RevocationListener
 from app.domain.users import TokenCache
 from app.infra import metrics
@@ -111,6 +125,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url=urls.service, cache=app.state.token_cache, connect_timeout_s=settings.db_connect_timeout_s
     )
     revocations.start()
+    app.state.scheduler = Scheduler(
+        engine=app.state.engine, pool=app.state.write_pool, settings=settings, gate=app.state.group_gate
+    )
+    if settings.recurring_scheduler:
+        tasks.append(asyncio.create_task(app.state.scheduler.run_forever()))
     # Startup objects (modules, routes, schemas) live for the whole process: keep them out of every
     # future collection, so a full collection walks only request garbage (shorter tail latencies).
     gc.collect()
@@ -187,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app, settings.retry_after_s)
     app.include_router(health.router)
     app.include_router(ops.router)
-    for module in (users, sessions, tokens, groups, expenses, settlements, balances):
+    for module in (users, sessions, tokens, groups, expenses, settlements, balances, recurring):
         app.include_router(module.router, prefix="/v1")
     ops.install_docs(app)  # before the web app: its /static/docs mount must match before /static
     install_web(app)  # the web app for people at / (app/web)

@@ -177,8 +177,66 @@ class Expense(Base):
     updated_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # An occurrence of a recurring rule: the rule and the occurrence's date as scheduled (`date` may be
+    # edited later; occurrence_date never is). Each (rule, date) is at most one expense.
+    recurring_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("recurring_rules.id"), nullable=True)
+    occurrence_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     __table_args__ = (
         Index("ix_expenses_group_id_created_at_id", "group_id", "created_at", "id"),
+        Index(
+            "uq_expenses_recurring_id_occurrence_date",
+            "recurring_id",
+            "occurrence_date",
+            unique=True,
+            postgresql_where=text("recurring_id IS NOT NULL"),
+        ),
+        CheckConstraint("(recurring_id IS NULL) = (occurrence_date IS NULL)", name="occurrence"),
+    )
+
+
+class RecurringRule(Base):
+    """A recurring expense: the expense body to repeat (`template`, as validated and normalised) and its
+    schedule (app.core.calendar). `next_index`/`next_date` are the next occurrence to make; `last_date`
+    the last one made or skipped (an edit never makes a date on or before it again). `version` changes
+    with every change of state (edit, skip, stop, each occurrence made); `claimed_until` is a
+    scheduler's lease (app.domain.recurring_scheduler), never needed for correctness. No DELETE: a
+    stopped rule stays, inactive, with its reason."""
+
+    __tablename__ = "recurring_rules"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
+    template: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
+    every: Mapped[str] = mapped_column(String(5), nullable=False)
+    repeat_interval: Mapped[int] = mapped_column(Integer, nullable=False)
+    start_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    next_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    next_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    last_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    stop_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    version: Mapped[int] = mapped_column(VERSION, nullable=False)
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        CheckConstraint(
+            "every IN ('day', 'week', 'month', 'year') AND repeat_interval BETWEEN 1 AND 366"
+            " AND (count IS NULL OR count BETWEEN 1 AND 10000) AND (count IS NULL OR end_date IS NULL)"
+            " AND (end_date IS NULL OR end_date >= start_date)",
+            name="schedule",
+        ),
+        CheckConstraint(
+            "next_index >= 0 AND active = (next_date IS NOT NULL) AND active = (stop_reason IS NULL)"
+            " AND active = (stopped_at IS NULL) AND (next_date IS NULL OR last_date IS NULL OR next_date > last_date)",
+            name="state",
+        ),
+        Index("ix_recurring_rules_next_date_id", "next_date", "id", postgresql_where=text("active")),
+        Index("ix_recurring_rules_group_id_created_at_id", "group_id", "created_at", "id"),
     )
 
 

@@ -15,7 +15,7 @@ from app.infra.roles import APP_ROLE, OWNER_ROLE, prepare_server, role_url
 from app.ledger import audit
 
 TEST_DATABASE = "quits_test"
-TABLES = ("activity", "expense_versions", "idempotency_keys", "ledger_entries", "settlements", "expenses", "balances", "memberships", "groups", "users")
+TABLES = ("activity", "expense_versions", "idempotency_keys", "ledger_entries", "settlements", "expenses", "recurring_rules", "balances", "memberships", "groups", "users")
 ACCOUNT_TABLES = ("api_tokens", "login_failures")  # emptied by reset; counted by counts(url, ACCOUNT_TABLES)
 
 

@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "password-changed": 409,
     "too-many-tokens": 409,
     "precondition-failed": 412,
+    "recurring-stopped": 409,
     "settlement-not-voidable": 409,
     "body-too-large": 413,
     "idempotency-key-reused": 422,

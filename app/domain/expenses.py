@@ -56,6 +56,8 @@ class ExpenseRecord:
     updated_by: uuid.UUID
     updated_at: datetime
     voided_at: datetime | None
+    recurring_id: uuid.UUID | None = None  # an occurrence of this recurring rule,
+    occurrence_date: dt.date | None = None  # on this date (as scheduled; `date` may be edited later)
 
     @property
     def paid_by(self) -> uuid.UUID | None:
@@ -87,6 +89,7 @@ def render(expense: ExpenseRecord) -> dict[str, Any]:
         "updated_by": str(expense.updated_by),
         "updated_at": rfc3339(expense.updated_at),
         "voided_at": rfc3339(expense.voided_at) if expense.voided_at else None,
+        "recurring_id": str(expense.recurring_id) if expense.recurring_id else None,
     }
 
 
@@ -153,6 +156,8 @@ def _row(expense: ExpenseRecord) -> dict[str, Any]:
         "updated_by": expense.updated_by,
         "updated_at": expense.updated_at,
         "voided_at": expense.voided_at,
+        "recurring_id": expense.recurring_id,
+        "occurrence_date": expense.occurrence_date,
     }
     return {k: v for k, v in row.items() if v is not None}
 
@@ -168,6 +173,18 @@ def _postings(draft: ExpenseDraft) -> dict[str, Any]:
 # ---- writes: one command each -------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Occurrence:
+    """The expense is occurrence `date` of recurring rule `rule_id`, read at `expected_version`; the
+    rule's next occurrence is then `next_date` (None: this is its last). quits_recurring_advance moves
+    the rule in the same statement, or refuses (QUR12) when the rule is no longer at that version."""
+
+    rule_id: uuid.UUID
+    date: dt.date
+    expected_version: int
+    next_date: dt.date | None
+
+
 async def create(
     pool: asyncpg.Pool,
     settings: Settings,
@@ -177,8 +194,10 @@ async def create(
     group_currency: str,
     draft: ExpenseDraft,
     faults: Faults | None = None,
+    occurrence: Occurrence | None = None,
 ) -> tuple[Outcome, bytes]:
-    """One round trip: the response is rendered first and stored with the key, in the same statement."""
+    """One round trip: the response is rendered first and stored with the key, in the same statement.
+    An occurrence of a recurring rule is dated as scheduled and advances its rule in that statement."""
     now = datetime.now(UTC)
     record = ExpenseRecord(
         id=new_id(),
@@ -188,8 +207,12 @@ async def create(
         created_by=claim.user_id,
         created_at=now,
         voided_at=None,
-        **_content(draft, date=now.date(), user_id=claim.user_id, now=now),
+        recurring_id=occurrence.rule_id if occurrence else None,
+        occurrence_date=occurrence.date if occurrence else None,
+        **_content(draft, date=occurrence.date if occurrence else now.date(), user_id=claim.user_id, now=now),
     )
+    if occurrence is not None and record.date != occurrence.date:
+        raise ValueError("an occurrence is dated as scheduled")
     response = orjson.dumps(render(record))
     cmd = {
         "caller": claim.user_id,
@@ -197,6 +220,8 @@ async def create(
         "expense": _row(record),
         **_postings(draft),
     }
+    if occurrence is not None:
+        cmd["occurrence"] = {"expected_version": occurrence.expected_version, "next_date": occurrence.next_date}
     outcome = await commands.execute(pool, settings, Command.EXPENSE_CREATE, group_id, cmd, faults=faults)
     return outcome, response
 
@@ -294,7 +319,7 @@ async def _key_only(
 _COLUMNS = (
     "id, group_id, description, currency, amount_minor, exchange_rate, group_currency, group_amount_minor,"
     " payers, split_type, shares, date, category, notes, version, created_by, created_at, updated_by, updated_at,"
-    " voided_at"
+    " voided_at, recurring_id, occurrence_date"
 )
 
 
@@ -364,4 +389,6 @@ async def versions(conn: AsyncConnection, group_id: uuid.UUID, expense_id: uuid.
         text("SELECT doc FROM expense_versions WHERE group_id = :g AND expense_id = :e ORDER BY version"),
         {"g": group_id, "e": expense_id},
     )
-    return [dict(r.doc) for r in rows] + [render(current)]
+    latest = render(current)
+    # Versions stored before recurring rules existed lack recurring_id, which an expense never changes.
+    return [{"recurring_id": latest["recurring_id"], **dict(r.doc)} for r in rows] + [latest]

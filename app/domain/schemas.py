@@ -211,7 +211,9 @@ class PayerIn(Strict):
     amount: MoneyStr
 
 
-class ExpenseIn(Strict):
+class ExpenseFields(Strict):
+    """An expense body without its date: what a recurring rule repeats (app.domain.recurring_schemas)."""
+
     description: Description
     amount: MoneyStr
     currency: CurrencyCode | None = Field(default=None, description="Default: the group's currency.")
@@ -222,9 +224,12 @@ class ExpenseIn(Strict):
     )
     split_type: SplitType
     participants: Annotated[list[ParticipantIn], Field(min_length=1, max_length=MAX_PARTICIPANTS)]
-    date: DateStr | None = Field(default=None, description="Default: today (UTC) on create; unchanged on edit.")
     category: Category | None = None
     notes: Notes | None = None
+
+
+class ExpenseIn(ExpenseFields):
+    date: DateStr | None = Field(default=None, description="Default: today (UTC) on create; unchanged on edit.")
 
 
 class ShareOut(BaseModel):
@@ -253,6 +258,7 @@ class ExpenseOut(BaseModel):
     updated_by: UUID
     updated_at: datetime
     voided_at: datetime | None
+    recurring_id: UUID | None = Field(description="The recurring rule this expense is an occurrence of, else null.")
 
 
 class SettlementIn(Strict):

@@ -1,5 +1,6 @@
 """One Settings object, read from the environment and `.env`. Every limit lives here."""
 
+import datetime as dt
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -103,6 +104,20 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=2.0, gt=0, le=30)
     # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); empty: CORS off.
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Recurring expenses (app/domain/recurring_scheduler.py). Each worker runs a scheduler (unless
+    # recurring_scheduler is false) that wakes every recurring_interval_ms, and at once when this worker
+    # creates, edits or skips a rule; it claims up to recurring_batch due rules at a time (FOR UPDATE
+    # SKIP LOCKED, leased for recurring_lease_s so that workers share the work; a dead worker's lease
+    # just runs out) and makes one occurrence of each, at most recurring_max_per_pass per pass, in date
+    # order. A new or edited rule may owe at most recurring_max_due occurrences at once (else 422).
+    recurring_scheduler: bool = True
+    recurring_interval_ms: int = Field(default=1_000, ge=10, le=60_000)
+    recurring_batch: int = Field(default=50, ge=1, le=1_000)
+    recurring_max_per_pass: int = Field(default=1_000, ge=1, le=100_000)
+    recurring_lease_s: float = Field(default=30.0, ge=0.1, le=3_600)
+    recurring_max_due: int = Field(default=1_000, ge=1, le=10_000)
+    # Tests only: the date (UTC) the rules and their scheduler take as today; None: the real date.
+    recurring_today: dt.date | None = Field(default=None, ge=dt.date(1900, 1, 1), le=dt.date(2999, 12, 31))
 
     # Test hooks (fault injection headers). Never enable in production.
     enable_test_hooks: bool = False

@@ -34,6 +34,8 @@ class Command(StrEnum):
     SETTLEMENT_VOID = "quits_settlement_void"
     MEMBER_REMOVE = "quits_member_remove"
     KEY_ONLY = "quits_key_only"
+    RECURRING_CREATE = "quits_recurring_create"
+    RECURRING_UPDATE = "quits_recurring_update"
 
 
 # Domain SQLSTATEs raised by the functions in app/sql.
@@ -53,6 +55,9 @@ SETTLEMENT_NOT_VOIDABLE = "QUS09"
 SETTLEMENT_VOIDED = "QUS10"
 INVARIANT_BROKEN = "QUL00"
 BALANCE_LIMIT = "QUB22"
+RULE_NOT_FOUND = "QUR04"
+RULE_STOPPED = "QUR10"
+RULE_CHANGED = "QUR12"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +134,9 @@ def rejection(exc: BaseException, *, decimals: int | None = None) -> Rejected | 
             " minor units",
         ),
         EXCEEDS_BALANCE: exceeds_balance(int(detail) if detail.isdigit() else None, decimals),
+        RULE_NOT_FOUND: not_found("recurring rule"),
+        RULE_STOPPED: DomainError("recurring-stopped", "the recurring rule is stopped"),
+        RULE_CHANGED: DomainError("precondition-failed", "the recurring rule has changed since it was read"),
     }
     if code not in errors:
         raise LedgerInvariantError(f"unknown domain SQLSTATE {code}: {message}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -75,9 +76,10 @@ class GroupView:
 
 
 def has_route(request: Request, method: str, path: str) -> bool:
+    """Whether the app serves method path, included routers too (FastAPI includes them lazily)."""
     return any(
-        isinstance(r, Route) and r.path == path and r.methods is not None and method in r.methods
-        for r in request.app.routes
+        ctx.path == path and isinstance(ctx.original_route, Route) and method in (ctx.original_route.methods or ())
+        for ctx in iter_route_contexts(request.app.router.routes)
     )
 
 

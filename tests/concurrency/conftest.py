@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -75,9 +76,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def server(db_url: URL) -> Iterator[Server]:
-    """uvicorn app.main:app --workers 2 on a free port, against the test database, test hooks on."""
+@contextmanager
+def launch(db_url: URL, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """uvicorn app.main:app --workers 2 on a free port, against the test database, test hooks on; stopped
+    (SIGTERM) on exit. The caller checks its log."""
     port = _free_port()
     log_fd, log_name = tempfile.mkstemp(prefix="quits-concurrency-server-", suffix=".log")
     os.close(log_fd)
@@ -90,8 +92,8 @@ def server(db_url: URL) -> Iterator[Server]:
         "DB_POOL_SIZE": "20",
         "DB_MAX_OVERFLOW": "5",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
-    deadlocks_before = _pg_deadlocks(db_url)
     cmd = [
         sys.executable,
         "-m",
@@ -132,6 +134,16 @@ def server(db_url: URL) -> Iterator[Server]:
     finally:
         _stop(process)
     assert process.returncode == 0, f"the server exited with {process.returncode}:\n{srv.log_text()[-5000:]}"
+
+
+@pytest.fixture(scope="session")
+def server(db_url: URL) -> Iterator[Server]:
+    """The suite's server. Its recurring schedulers are off: tests/concurrency/test_recurring_workers.py
+    starts servers of its own to run them, and needs rules that no other server touches meanwhile."""
+    deadlocks_before = _pg_deadlocks(db_url)
+    with launch(db_url, {"RECURRING_SCHEDULER": "false"}) as srv:
+        yield srv
+    log_name = str(srv.log_path)
     # Whole-session check: injected 40001/40P01 and expected 503s are allowed; nothing else.
     problems = log_problems(srv.log_text(), allowed_conflicts={"40001", "40P01"}, allowed_5xx={503})
     assert not problems, f"server log {log_name}:\n" + "\n".join(problems)

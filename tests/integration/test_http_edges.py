@@ -143,7 +143,15 @@ def test_head_works_on_every_get_route(api: Api) -> None:
     api.client.post(f"/v1/groups/{gid}/members", json={"user_id": b.id}, headers=a.headers)
     expense = api.expense(a, gid, "2.00", a, [a, b]).json()["id"]
     settlement = api.settle(a, gid, b, a, "1.00").json()["id"]
-    ids = {"group_id": gid, "expense_id": expense, "user_id": a.id, "settlement_id": settlement}
+    rule = api.client.post(
+        f"/v1/groups/{gid}/recurring",
+        json={"description": "rent", "amount": "1.00", "paid_by": a.id, "split_type": "equal",
+              "participants": [{"user_id": a.id}], "schedule": {"every": "month", "start_date": "2999-01-01"}},
+        headers=a.headers,
+    )  # fmt: skip
+    assert rule.status_code == 201, rule.text
+    ids = {"group_id": gid, "expense_id": expense, "user_id": a.id, "settlement_id": settlement,
+           "rule_id": rule.json()["id"]}  # fmt: skip
     paths = [p.format(**ids) for p in _get_paths(api.client)]
     paths += ["/openapi.json", "/docs", "/redoc", "/health/ready", "/static/docs/favicon.png"]
     for path in paths:

@@ -140,14 +140,20 @@ def test_bearer_security_on_every_v1_operation_but_registration_and_login(spec: 
 
 
 def test_idempotency_key_on_the_financial_writes_and_only_there(spec: dict[str, Any]) -> None:
-    # Contract v2: the two POSTs, PUT and DELETE of an expense, DELETE of a settlement.
+    # Contract v2: the two POSTs, PUT and DELETE of an expense, DELETE of a settlement; recurring rules
+    # (#16): POST, and (as for expenses) PUT and DELETE of a rule and its skip.
     expense = "/v1/groups/{group_id}/expenses/{expense_id}"
+    rule = "/v1/groups/{group_id}/recurring/{rule_id}"
     idempotent = {
         ("post", "/v1/groups/{group_id}/expenses"),
         ("post", "/v1/groups/{group_id}/settlements"),
         ("put", expense),
         ("delete", expense),
         ("delete", "/v1/groups/{group_id}/settlements/{settlement_id}"),
+        ("post", "/v1/groups/{group_id}/recurring"),
+        ("put", rule),
+        ("delete", rule),
+        ("post", rule + "/skip"),
     }
     for path, method, op in operations(spec):
         header = param(op, "Idempotency-Key")
@@ -159,7 +165,7 @@ def test_idempotency_key_on_the_financial_writes_and_only_there(spec: dict[str, 
         for rule in ("24 hours", "idempotency-key-reused", "idempotency-key-in-use", "400", "RFC 8941"):
             assert rule in header["description"], rule
         assert {"400", "409", "422"} <= set(op["responses"])
-        success = "201" if method == "post" else "200"
+        success = "201" if method == "post" and not path.endswith("/skip") else "200"  # a skip creates nothing
         assert "Idempotent-Replayed" in op["responses"][success]["headers"]
 
 
@@ -171,6 +177,7 @@ def test_pagination_parameters(spec: dict[str, Any]) -> None:
         "/v1/groups/{group_id}/settlements",
         "/v1/groups/{group_id}/ledger",
         "/v1/groups/{group_id}/activity",  # Contract v2
+        "/v1/groups/{group_id}/recurring",  # recurring rules (#16)
     }
     for path, op in paginated:
         limit, cursor = param(op, "limit"), param(op, "cursor")
@@ -218,8 +225,9 @@ def test_operation_error_wording_refers_to_documented_responses(spec: dict[str, 
 def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(spec)]
     # 17 of contract v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement (5),
-    # sessions, password change, token list, create and revoke (5), and a guest's invite and claim (2).
-    assert len(ids) == len(set(ids)) == 29
+    # sessions, password change, token list, create and revoke (5), and a guest's invite and claim (2);
+    # recurring rules (#16) add create, list, get, edit, stop and skip (6).
+    assert len(ids) == len(set(ids)) == 35
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
 
 

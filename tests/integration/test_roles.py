@@ -39,6 +39,14 @@ REFUSED = [
     "TRUNCATE expense_versions",
     "UPDATE expense_versions SET doc = '{}'",
     "UPDATE settlements SET to_user_id = from_user_id",
+    # recurring rules (migration 4fdff58b4738): never deleted, their keys and creator never change, and an
+    # expense's occurrence key (the exactly-once guard) is set by its INSERT alone
+    "DELETE FROM recurring_rules",
+    "TRUNCATE recurring_rules",
+    "UPDATE recurring_rules SET group_id = group_id",
+    "UPDATE recurring_rules SET created_by = updated_by",
+    "UPDATE expenses SET occurrence_date = NULL",
+    "UPDATE expenses SET recurring_id = NULL",
 ]
 
 

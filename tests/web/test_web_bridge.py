@@ -21,8 +21,8 @@ def test_without_the_routes_there_is_no_link_and_no_page(client: TestClient, cle
     ann = Person(client, "Ann").sign_up()
     gid = ann.group()
     page = ann.get(f"/groups/{gid}").text
-    assert "Export as CSV" not in page and "Recurring expenses" not in page and "/import" not in page
-    for path in (f"/groups/{gid}/export?format=csv", "/import", f"/groups/{gid}/recurring"):
+    assert "Export as CSV" not in page and "/import" not in page
+    for path in (f"/groups/{gid}/export?format=csv", "/import"):
         assert ann.get(path).status_code == 404
 
 
@@ -38,14 +38,8 @@ def test_with_the_routes_the_pages_call_them(settings: Settings, clean_db: URL) 
         seen.append(f"import {len(await request.body())} bytes as {request.headers['content-type']}")
         return Response(orjson.dumps({"id": "00000000-0000-0000-0000-000000000001"}), 201)
 
-    async def recurring(group_id: UUID, user: CurrentUser) -> Response:
-        body = {"items": [{"description": "Rent", "amount": "900.00", "currency": "USD", "next_date": "2026-12-31",
-                           "active": True, "schedule": {"every": "month", "interval": 1}}], "next_cursor": None}
-        return Response(orjson.dumps(body), media_type="application/json")
-
     app.add_api_route("/v1/groups/{group_id}/export", export, methods=["GET"])
     app.add_api_route("/v1/groups/import", import_, methods=["POST"])
-    app.add_api_route("/v1/groups/{group_id}/recurring", recurring, methods=["GET"])
     with TestClient(app) as c:
         ann = Person(c, "Ann").sign_up()
         gid = ann.group()
@@ -53,7 +47,7 @@ def test_with_the_routes_the_pages_call_them(settings: Settings, clean_db: URL) 
         assert "Export as CSV" in page and "Recurring expenses" in page and 'href="/import"' in page
         r = ann.get(f"/groups/{gid}/export?format=csv")
         assert r.status_code == 200 and r.text == "when,Ann\n" and "attachment" in r.headers["content-disposition"]
-        assert "Rent" in ann.get(f"/groups/{gid}/recurring").text
+        assert "Rent" not in ann.get(f"/groups/{gid}/recurring").text  # the real API (issue #16): no rule yet
         ann.get("/import")
         r = ann.post("/import", {"idem": "web-imp"}, files={"file": ("trip.csv", b"Date,Cost\n", "text/csv")})
         assert r.status_code == 303 and r.headers["location"].startswith("/groups/00000000-")
