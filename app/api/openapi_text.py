@@ -213,6 +213,7 @@ _GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
 OPERATION_ERRORS: dict[str, dict[str, str]] = {
     **ACCOUNT_ERRORS,
     **RECURRING_ERRORS,
+    "get_metrics": {"404": "`not-found`: metrics are off (`METRICS=false`)"},
     "post_user": {
         "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
         "422": (
