@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import httpx
 
-from bench.scale import _bulk_load
+from bench.scale import bulk_load
 from tests.concurrency.helpers import Live
 from tests.dbutil import dsn
 
@@ -23,7 +23,7 @@ def test_writes_during_an_export_are_not_in_it(live: Live) -> None:
     a, b, c, d = (api.user(n) for n in "ABCD")
     gid = api.group(a, members=(b, c, d))
     group = {"id": gid, "members": [{"id": w.id, "token": w.token} for w in (a, b, c, d)]}
-    asyncio.run(_bulk_load(dsn(live.db_url), group, EXPENSES))  # type: ignore[arg-type]
+    asyncio.run(bulk_load(dsn(live.db_url), group, EXPENSES))  # type: ignore[arg-type]
     before = api.nets(a, gid)
     for rounds, fmt in enumerate(("json", "csv")):
         with httpx.Client(base_url=live.base_url, timeout=120) as reader, reader.stream(
