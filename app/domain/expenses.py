@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import DomainError, not_found
 from app.core.money import currency_decimals, format_amount
+from app.core.preconditions import require_tag
 from app.core.records import Entry, rfc3339
 from app.domain.expense_drafts import ExpenseDraft
 from app.infra.config import Settings
@@ -98,12 +99,6 @@ def etag(expense: ExpenseRecord) -> str:
     return f'"{expense.version}-voided"' if expense.voided_at is not None else f'"{expense.version}"'
 
 
-def check_precondition(expense: ExpenseRecord, if_match: frozenset[str] | None) -> None:
-    """If-Match: None (no header) or "*" proceed; otherwise the current ETag must be listed (412)."""
-    if if_match is not None and "*" not in if_match and etag(expense) not in if_match:
-        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(expense)}")
-
-
 def _content(draft: ExpenseDraft, *, date: dt.date, user_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     """The record fields a draft sets (on create and on edit)."""
     return {
@@ -131,10 +126,9 @@ def _unchanged(expense: ExpenseRecord, edited: ExpenseRecord) -> bool:
     return expense.voided_at is None and all(getattr(expense, f) == getattr(edited, f) for f in _CONTENT)
 
 
-def _row(expense: ExpenseRecord) -> dict[str, Any]:
-    """The expenses row the write functions store (jsonb_populate_record reads it by column name). Null
-    columns are left out: a missing key reads as null, and the database parses a shorter command."""
-    row = {
+def row(expense: ExpenseRecord) -> dict[str, Any]:
+    """The expenses row the write functions store (jsonb_populate_record reads it by column name)."""
+    return {
         "id": expense.id,
         "group_id": expense.group_id,
         "description": expense.description,
@@ -159,7 +153,12 @@ def _row(expense: ExpenseRecord) -> dict[str, Any]:
         "recurring_id": expense.recurring_id,
         "occurrence_date": expense.occurrence_date,
     }
-    return {k: v for k, v in row.items() if v is not None}
+
+
+def _row(expense: ExpenseRecord) -> dict[str, Any]:
+    """The row as a write command carries it: null columns are left out (a missing key reads as null, and
+    the database parses a shorter command)."""
+    return {k: v for k, v in row(expense).items() if v is not None}
 
 
 def _postings(draft: ExpenseDraft) -> dict[str, Any]:
@@ -243,7 +242,7 @@ async def update(
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
-        check_precondition(current, if_match)
+        require_tag(etag(current), if_match)
         now = datetime.now(UTC)
         record = replace(
             current, version=current.version + 1, **_content(draft, date=current.date, user_id=claim.user_id, now=now)
@@ -282,7 +281,7 @@ async def void(
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
-        check_precondition(current, if_match)
+        require_tag(etag(current), if_match)
         if current.voided_at is not None:
             return await _key_only(pool, settings, claim=claim, group_id=group_id, current=current), current
         now = datetime.now(UTC)

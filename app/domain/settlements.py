@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import DomainError, invalid, not_found
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
+from app.core.preconditions import require_tag
 from app.core.records import rfc3339
 from app.domain.schemas import SettlementIn
 from app.infra.config import Settings
@@ -73,7 +74,7 @@ def etag(s: SettlementRecord) -> str:
     return '"1-voided"' if s.voided_at is not None else '"1"'
 
 
-def _row(s: SettlementRecord) -> dict[str, Any]:
+def row(s: SettlementRecord) -> dict[str, Any]:
     return {name: getattr(s, name) for name in _COLUMNS.split(", ")}
 
 
@@ -102,7 +103,7 @@ async def create(
         voided_at=None,
     )
     response = orjson.dumps(render(record))
-    cmd = {"caller": claim.user_id, "claim": claim.doc(status=CREATED, response=response), "settlement": _row(record)}
+    cmd = {"caller": claim.user_id, "claim": claim.doc(status=CREATED, response=response), "settlement": row(record)}
     outcome = await commands.execute(
         pool, settings, Command.SETTLEMENT_CREATE, group_id, cmd, faults=faults, decimals=currency_decimals(currency)
     )
@@ -149,12 +150,11 @@ async def void(
     voided is returned as it is and nothing is posted (but the key). If-Match as for expenses."""
     async with engine.connect() as conn:
         current = await get(conn, group_id, settlement_id)
-    if if_match is not None and "*" not in if_match and etag(current) not in if_match:
-        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(current)}")
+    require_tag(etag(current), if_match)
     if current.voided_at is not None:
-        key_only = {"caller": claim.user_id, "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(current)))}
         if claim.key is None:
             return None, current
+        key_only = {"caller": claim.user_id, "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(current)))}
         return await commands.execute(pool, settings, Command.KEY_ONLY, group_id, key_only), current
     now = datetime.now(UTC)
     record = replace(current, voided_at=now)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import URL
 from tests.dbutil import run_sql
 from tests.integration.test_runbook import _alembic, scratch_db  # noqa: F401  (scratch_db: a fixture)
 
-BEFORE, THIS = "4fdff58b4738", "d1a3c5e7f012"
+BEFORE, THIS = "c9e1f3a5d010", "d1a3c5e7f012"
 KEYS = """
 SELECT conrelid::regclass::text AS t, pg_get_constraintdef(oid) AS d FROM pg_constraint
 WHERE contype IN ('p', 'u', 'f') AND conrelid::regclass::text IN ('expenses', 'settlements', 'recurring_rules',

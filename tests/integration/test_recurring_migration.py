@@ -10,7 +10,6 @@ from tests.dbutil import run_sql
 from tests.integration.test_runbook import _alembic, scratch_db  # noqa: F401  (scratch_db: a fixture)
 
 BEFORE = "b8d0f2a4c009"
-PREVIOUS = "c9e1f3a5b011"  # what 4fdff58b4738 revises: downgrades go there (later migrations first)
 
 
 def _create_source(url: URL) -> str:
@@ -31,7 +30,7 @@ def test_recurring_migration_keeps_expenses_and_refuses_to_drop_rules(scratch_db
         e, g, a,
     )  # fmt: skip
 
-    up = _alembic("upgrade", "head", url=scratch_db)
+    up = _alembic("upgrade", "4fdff58b4738", url=scratch_db)  # this migration (later ones follow it)
     assert up.returncode == 0, up.stderr
     assert "quits_recurring_advance" in _create_source(scratch_db)
     rows = run_sql(scratch_db, "SELECT id, recurring_id, occurrence_date FROM expenses")
@@ -44,10 +43,10 @@ def test_recurring_migration_keeps_expenses_and_refuses_to_drop_rules(scratch_db
     r = uuid.uuid4()
     run_sql(scratch_db, rule, r, g, a)
 
-    refused = _alembic("downgrade", PREVIOUS, url=scratch_db)
+    refused = _alembic("downgrade", "-1", url=scratch_db)
     assert refused.returncode != 0 and "recurring rules exist" in refused.stderr
     run_sql(scratch_db, "DELETE FROM recurring_rules")
-    down = _alembic("downgrade", PREVIOUS, url=scratch_db)
+    down = _alembic("downgrade", "-1", url=scratch_db)
     assert down.returncode == 0, down.stderr
     assert _create_source(scratch_db) == before
     columns = run_sql(scratch_db, "SELECT column_name FROM information_schema.columns WHERE table_name = 'expenses'")

@@ -6,7 +6,7 @@ records, for every row written, the transaction, the row's group and the stateme
 workload through the API then makes every kind of write in two groups: every command of
 app.ledger.commands (every write function in app/sql, called as `quits_<command>(group_id, cmd)`), the
 engine's own writes (groups, members, guests, invites and their claim), and the recurring scheduler's
-occurrences. No transaction may write rows of two groups, except the scheduler's lease claim, which
+occurrences, and an import (a third group). No transaction may write rows of two groups, except the scheduler's lease claim, which
 writes only `claimed_until` (docs/scaling.md names it).
 """
 
@@ -130,6 +130,11 @@ def test_no_transaction_writes_two_groups(api: Api, client: TestClient, probe: U
     a, b = api.user("A"), api.user("B")
     groups = {_group_writes(client, api, a=a, b=b, key=f"k{n}-{uuid.uuid4().hex[:8]}") for n in range(2)}
     assert run_pass(client, dt.date(2030, 6, 15)) > 0  # occurrences of both groups' rules
+    exported = client.get(f"/v1/groups/{min(groups)}/export", headers=a.headers).content
+    imported = client.post(
+        "/v1/groups/import", content=exported, headers={**b.headers, "Content-Type": "application/json"}
+    )  # a third group: quits_group_import, posting through quits_post_import
+    groups.add(_ok(imported)["id"])
 
     writes = run_sql(probe, "SELECT txid, group_id, tbl, lease, query FROM citus_probe.writes")
     by_tx: dict[int, set[uuid.UUID]] = defaultdict(set)

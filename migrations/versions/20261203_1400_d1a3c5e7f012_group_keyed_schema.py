@@ -16,12 +16,13 @@ when it includes that column. With group_id as the distribution column of every 
 Functions: every UPDATE and lookup in the write functions names the group (so each statement uses the new
 keys, and a function delegated to the group's shard stays there): quits_expense_edit, quits_expense_void,
 quits_settlement_void, quits_recurring_advance, quits_recurring_update, quits_reverse_expense, frozen here
-(sources: app/sql). Downgrade restores the keys and the functions of migration 4fdff58b4738; it fails if
-two groups' rows share an id (which the previous keys cannot hold).
+(sources: app/sql). Downgrade restores the keys and those functions as they were before (as migrations
+4fdff58b4738 and earlier left them; c9e1f3a5d010 changed none of them); it fails if two groups' rows share
+an id (which the previous keys cannot hold).
 
 Revision ID: d1a3c5e7f012
-Revises: 4fdff58b4738
-Create Date: 2026-12-03 13:00:00+00:00
+Revises: c9e1f3a5d010
+Create Date: 2026-12-03 14:00:00+00:00
 """
 
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "d1a3c5e7f012"
-down_revision: str | None = "4fdff58b4738"
+down_revision: str | None = "c9e1f3a5d010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
