@@ -49,6 +49,9 @@ class Bouncer:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+current: Bouncer | None = None  # the one the concurrency suite runs through (tests/concurrency/conftest.py)
+
+
 def available() -> bool:
     return PGBOUNCER.is_file() and os.access(PGBOUNCER, os.X_OK)
 

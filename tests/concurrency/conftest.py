@@ -46,7 +46,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY_DATABASE = "quits_test_concurrency"
 STARTUP_TIMEOUT_S = 30.0
 VIA_PGBOUNCER = os.environ.get("QUITS_TEST_VIA_PGBOUNCER") == "1"
-_bouncer: pgbouncer.Bouncer | None = None  # set for the session by the via_pgbouncer fixture
 
 
 @pytest.fixture(scope="session")
@@ -69,26 +68,28 @@ def db_url() -> URL:
 @pytest.fixture(scope="session", autouse=True)
 def via_pgbouncer(db_url: URL) -> Iterator[pgbouncer.Bouncer | None]:
     """With QUITS_TEST_VIA_PGBOUNCER=1, a PgBouncer in transaction mode in front of the suite's server."""
-    global _bouncer
     if not VIA_PGBOUNCER:
         yield None
         return
     if not pgbouncer.available():
         pytest.fail(f"QUITS_TEST_VIA_PGBOUNCER=1 but there is no {pgbouncer.PGBOUNCER} (apt-get install pgbouncer)")
     with pgbouncer.running(db_url) as bouncer:
-        _bouncer = bouncer
+        # Kept in tests.pgbouncer, one module for everyone: test modules that import this conftest by its
+        # package name (test_recurring_workers: launch) get a second copy of it, with globals of its own.
+        pgbouncer.current = bouncer
         try:
             yield bouncer
         finally:
-            _bouncer = None
+            pgbouncer.current = None
 
 
 def service_env(db_url: URL) -> dict[str, str]:
     """The service's database settings: direct, or through the suite's PgBouncer (transaction mode)."""
-    app = app_url(db_url)
-    if _bouncer is None:
+    app, bouncer = app_url(db_url), pgbouncer.current
+    assert bouncer is not None or not VIA_PGBOUNCER, "QUITS_TEST_VIA_PGBOUNCER=1 but no PgBouncer is running"
+    if bouncer is None:
         return {"DATABASE_URL": dsn(app)}
-    return {"DATABASE_URL": dsn(_bouncer.url(app)), "DB_TRANSACTION_POOLER": "true", "DATABASE_DIRECT_URL": dsn(app)}
+    return {"DATABASE_URL": dsn(bouncer.url(app)), "DB_TRANSACTION_POOLER": "true", "DATABASE_DIRECT_URL": dsn(app)}
 
 
 def _free_port() -> int:
