@@ -1,8 +1,8 @@
-"""PLACEHOLDER bridge (issue #15) for the features other branches are building: export, import and recurring
-expenses. Until their services land, the web app calls their API routes in-process as the signed-in person
-(the session's token as a bearer token, through the whole app, middleware included), so the pages need no
-copy of their rules. Each page answers 404 unless its API route exists (app.web.views.optional_links shows
-the links under the same condition). When the services land, call them directly, as the other pages do.
+"""PLACEHOLDER bridge (issue #15) for the feature another branch is building: export and import. Until its
+services land, the web app calls their API routes in-process as the signed-in person (the session's token as a
+bearer token, through the whole app, middleware included), so the pages need no copy of their rules. Each
+page answers 404 unless its API route exists (app.web.views.optional_links shows the links under the same
+condition). When the services land, call them directly, as the other pages do.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from starlette.types import Message
 
 from app.core.errors import not_found
 from app.web.core import WebRoute, form_of, new_key, page, require_user, see_other, text_field
-from app.web.groups import load_view
 from app.web.session import session_token
 from app.web.views import has_route
 
@@ -118,15 +117,3 @@ async def import_file(request: Request) -> Response:
         return see_other(f"/groups/{orjson.loads(body)['id']}?done=imported")
     problems = ["The file is larger than 20 MiB."] if status == 413 else _problem(body)
     return page(request, "import.html", status=status, key=key, problems=problems, values=values)
-
-
-@router.get("/groups/{group_id}/recurring")
-async def recurring(request: Request, group_id: uuid.UUID) -> Response:
-    user = await require_user(request)
-    if not has_route(request, "GET", "/v1/groups/{group_id}/recurring"):
-        raise not_found("page")
-    async with request.app.state.engine.connect() as conn:
-        view = await load_view(conn, group_id, user)
-    status, _, body = await call_api(request, "GET", f"/v1/groups/{group_id}/recurring", query={"limit": "200"})
-    rules = orjson.loads(body).get("items", []) if status == 200 else []
-    return page(request, "recurring.html", view=view, rules=rules)

@@ -93,6 +93,5 @@ def optional_links(request: Request, group_id: uuid.UUID) -> dict[str, str]:
         links["export_json"] = f"/groups/{group_id}/export?format=json"
     if has_route(request, "POST", "/v1/groups/import"):
         links["import"] = "/import"
-    if has_route(request, "GET", "/v1/groups/{group_id}/recurring"):
-        links["recurring"] = f"/groups/{group_id}/recurring"
+    links["recurring"] = f"/groups/{group_id}/recurring"  # app.web.recurring_pages
     return links
