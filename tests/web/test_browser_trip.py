@@ -20,6 +20,7 @@ from tests.web.pages import (
     css,
     css_all,
     fill,
+    follow,
     group_id,
     set_row,
     sign_up,
@@ -47,6 +48,47 @@ def new_expense(d: Driver, base: str, gid: str, description: str, amount: str) -
     d.get(f"{base}/groups/{gid}/expenses/new")
     fill(d, "f-description", description)
     fill(d, "f-amount", amount)
+
+
+def set_date(d: Driver, element_id: str, value: str) -> None:
+    """A date input's value as YYYY-MM-DD (typing into it depends on the browser's locale)."""
+    d.execute_script("arguments[0].value = arguments[1]", by_id(d, element_id), value)
+
+
+def recurring_rule(d: Driver, base: str, gid: str, db: URL) -> None:
+    """A monthly rent, three times from 31 January 2031: refused first (an end date and a count), then
+    saved; its next one skipped (28 February), then stopped; axe and screenshots on each page."""
+    d.get(f"{base}/groups/{gid}")
+    follow(d, "Recurring")
+    assert "No recurring expenses yet" in text(d)
+    follow(d, "Set up a recurring expense")
+    fill(d, "f-description", "Rent")
+    fill(d, "f-amount", "900.00")
+    wait_for(lambda: "owes $300.00" in by_id(d, "preview").text, "the live preview of the rule's split")
+    set_date(d, "f-start_date", "2031-01-31")
+    set_date(d, "f-end_date", "2031-12-31")
+    fill(d, "f-count", "3")
+    check_page(d, "recurring-form")
+    submit(d, "Save recurring expense")
+    assert "not both" in by_id(d, "f-count-error").text
+    assert by_id(d, "f-count").get_attribute("aria-invalid") == "true"
+    assert int(run_sql(db, "SELECT count(*) AS n FROM recurring_rules")[0]["n"]) == 0
+    set_date(d, "f-end_date", "")
+    submit(d, "Save recurring expense")
+    assert "Recurring expense saved." in text(d)
+    assert "3 times, 3 left" in text(d) and "Next: Jan 31, 2031" in text(d), text(d)
+    check_page(d, "recurring")
+    submit(d, "Skip next")
+    assert "The next one was skipped." in text(d) and "Next: Feb 28, 2031" in text(d), text(d)
+    dark(d)
+    check_page(d, "recurring-dark")
+    dark(d, on=False)
+    submit(d, "Stop")
+    assert "Recurring expense stopped." in text(d) and "Stopped by a member" in text(d)
+    check_page(d, "recurring-stopped")
+    rule = run_sql(db, "SELECT active, next_index, stop_reason FROM recurring_rules WHERE group_id = $1", uuid.UUID(gid))
+    assert [dict(r) for r in rule] == [{"active": False, "next_index": 1, "stop_reason": "stopped"}]
+    d.get(f"{base}/groups/{gid}")
 
 
 def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[..., Driver]) -> None:
@@ -140,6 +182,8 @@ def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[...,
     dark(alice)
     check_page(alice, "group-dark")  # the dark colours pass axe's contrast checks too
     dark(alice, on=False)
+
+    recurring_rule(alice, base, gid, clean_db)
 
     # an edit conflict in two sessions: Carol saves first, Alice is told and shown the newer version
     dinner = next(a for a in css_all(alice, "ul.expenses a.desc") if a.text == "Dinner").get_attribute("href")
