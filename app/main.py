@@ -26,6 +26,7 @@ from app.api import (
     sessions,
     settlements,
     tokens,
+    transfer,
     users,
 )
 from app.api.edge import Edge
@@ -52,7 +53,7 @@ from app.infra.db import (
     stop_embedded,
     warn_if_single_role,
 )
-from app.infra.gate import GroupGate
+from app.infra.gate import GroupGate, Slots
 from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
 from app.infra.testhooks import WorkerHeader
@@ -164,7 +165,11 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     configured), BodyLimit, HotWrites (the last added runs first)."""
     if settings.hot_path:
         app.add_middleware(HotWrites)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        routes={("POST", transfer.IMPORT_PATH): settings.import_max_body_bytes},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -202,11 +207,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.group_gate = GroupGate(settings.group_write_gate, name="group_write")
     app.state.settle_gate = GroupGate(settings.group_settle_gate, name="group_settle")
     app.state.keys_in_flight = KeysInFlight()
+    app.state.export_slots = Slots(settings.export_concurrency)
+    app.state.import_slots = Slots(settings.import_concurrency)
     app.state.metrics = None  # the recorder, set at start-up when metrics are on (app.infra.metrics)
     problems.install(app, settings.retry_after_s)
     app.include_router(health.router)
     app.include_router(ops.router)
-    for module in (users, sessions, tokens, groups, expenses, settlements, balances, recurring):
+    for module in (users, sessions, tokens, groups, expenses, settlements, balances, recurring, transfer):
         app.include_router(module.router, prefix="/v1")
     ops.install_docs(app)  # before the web app: its /static/docs mount must match before /static
     install_web(app)  # the web app for people at / (app/web)

@@ -56,6 +56,7 @@ class Options:
     only: list[str]
     skip_pgbench: bool
     skip_scale: bool
+    skip_transfer: bool
     no_install: bool
     out: Path
     ab: str | None
@@ -160,6 +161,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ab-rounds", type=int, default=3, metavar="N", help="A/B rounds (default 3)")
     p.add_argument("--skip-pgbench", action="store_true")
     p.add_argument("--skip-scale", action="store_true")
+    p.add_argument("--skip-transfer", action="store_true", help="no export/import measurement")
     p.add_argument("--no-install", action="store_true", help="do not pip install bench/requirements.txt")
     p.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
 

@@ -99,13 +99,42 @@ SELECT b.id, $1, 'bench bulk', b.amount, 'USD', 'USD', b.amount, pm.payer,
 FROM bulk b JOIN payer_map pm USING (payer_idx)
 """
 
+_CHAIN_STEP = """
+CREATE FUNCTION pg_temp.chain_step(state bytea, head bytea, id uuid, posting uuid, grp uuid, usr uuid, amount bigint,
+                                   kind text, expense uuid, version integer, settlement uuid, at timestamptz)
+RETURNS bytea LANGUAGE sql IMMUTABLE
+AS 'SELECT quits_entry_hash(coalesce(state, head), id, posting, grp, usr, amount, kind, expense, version,
+                            settlement, at)';
+CREATE AGGREGATE pg_temp.chain(bytea, uuid, uuid, uuid, uuid, bigint, text, uuid, integer, uuid, timestamptz)
+    (SFUNC = pg_temp.chain_step, STYPE = bytea);
+"""
+"""The running hash of chain 0 as a window aggregate: each entry's hash follows from the one before it, as
+quits_post appends them (the chain's head row is the start), so `python -m app.verify` walks the loaded
+group's chain like any other."""
+
 _BULK_LEDGER = """
+WITH head AS (SELECT c.head FROM ledger_chains c WHERE c.group_id = $1 AND c.slot = 0 FOR UPDATE),
+entries AS (
+    SELECT gen_random_uuid() AS id, b.posting_id, e.user_id, e.amount, b.id AS expense_id, b.created_at, e.n
+    FROM bulk b JOIN payer_map pm USING (payer_idx)
+    CROSS JOIN LATERAL (VALUES (1, pm.payer, b.amount), (2, pm.o1, -b.amount / 3), (3, pm.o2, -b.amount / 3),
+                               (4, pm.o3, -b.amount / 3)) AS e(n, user_id, amount)
+)
 INSERT INTO ledger_entries (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version,
-                            created_at)
-SELECT gen_random_uuid(), b.posting_id, $1, e.user_id, e.amount, 'expense', b.id, 1, b.created_at
-FROM bulk b JOIN payer_map pm USING (payer_idx)
-CROSS JOIN LATERAL (VALUES (pm.payer, b.amount), (pm.o1, -b.amount / 3), (pm.o2, -b.amount / 3),
-                           (pm.o3, -b.amount / 3)) AS e(user_id, amount)
+                            created_at, chain_slot, chain_hash)
+SELECT e.id, e.posting_id, $1, e.user_id, e.amount, 'expense', e.expense_id, 1, e.created_at, 0,
+       pg_temp.chain((SELECT head FROM head), e.id, e.posting_id, $1, e.user_id, e.amount, 'expense', e.expense_id,
+                     1, NULL::uuid, e.created_at)
+           OVER (ORDER BY e.created_at, e.expense_id, e.n ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+FROM entries e
+ORDER BY e.created_at, e.expense_id, e.n
+"""
+
+_BULK_HEAD = """
+UPDATE ledger_chains c SET head = l.chain_hash, entries = c.entries + $3
+FROM (SELECT chain_hash FROM ledger_entries WHERE group_id = $1 AND chain_slot = 0 AND seq > $2
+      ORDER BY seq DESC LIMIT 1) l
+WHERE c.group_id = $1 AND c.slot = 0
 """
 
 _BULK_NETS = """
@@ -121,7 +150,10 @@ SELECT (SELECT count(*) FROM expenses WHERE group_id = $1) AS expenses,
        (SELECT count(*) FROM member_balances m WHERE m.group_id = $1 AND m.net_minor <>
             (SELECT coalesce(sum(amount_minor), 0) FROM ledger_entries l
              WHERE l.group_id = m.group_id AND l.user_id = m.user_id)) AS drifted,
-       (SELECT sum(net_minor) FROM balances WHERE group_id = $1) AS net_sum
+       (SELECT sum(net_minor) FROM balances WHERE group_id = $1) AS net_sum,
+       (SELECT count(*) FROM ledger_chains c WHERE c.group_id = $1 AND c.entries <>
+            (SELECT count(*) FROM ledger_entries l WHERE l.group_id = c.group_id AND l.chain_slot = c.slot)
+            ) AS chains_off
 """
 
 
@@ -140,7 +172,9 @@ async def _bulk_insert(
         await conn.execute(_BULK_EXPENSES, gid)
         timings["expenses_s"] = time.monotonic() - t
         t = time.monotonic()
-        await conn.execute(_BULK_LEDGER, gid)
+        await conn.execute(_CHAIN_STEP)
+        inserted = await conn.execute(_BULK_LEDGER, gid)
+        await conn.execute(_BULK_HEAD, gid, max_seq, int(inserted.split()[-1]))
         timings["ledger_entries_s"] = time.monotonic() - t
         t = time.monotonic()
         await conn.execute(_BULK_NETS, gid, max_seq)
@@ -178,6 +212,20 @@ async def bulk_load(dsn: str, group: Group, count: int) -> dict[str, Any]:
     return {"fk_triggers_skipped": replica, **{k: round(v, 1) for k, v in timings.items()}, "check": check}
 
 
+_LARGE: dict[str, tuple[Group, int]] = {}  # the run's bulk-loaded group and its size, by server (bench/transfer)
+
+
+def large_group(ctx: Context) -> tuple[Group, int]:
+    """The group of opts.scale_target expenses: the one the scale step loaded, else one loaded now."""
+    if ctx.server.base not in _LARGE:
+        (large,) = seed_groups(ctx.server.base, ["transfer-large"], ctx.opts.members)
+        log(f"transfer: {ctx.opts.scale_target} expenses by direct SQL")
+        load = asyncio.run(bulk_load(ctx.db.dsn(), large, ctx.opts.scale_target))
+        log(f"transfer: loaded, check {load['check']}")
+        _LARGE[ctx.server.base] = (large, ctx.opts.scale_target)
+    return _LARGE[ctx.server.base]
+
+
 def _targets(*groups: tuple[str, Group]) -> Targets:
     return {
         f"{e}|{label}": (p.format(g["id"]), g["members"][0]["token"])
@@ -198,6 +246,7 @@ def run_scale(ctx: Context) -> dict[str, Any]:
     t0 = time.monotonic()
     load = asyncio.run(bulk_load(ctx.db.dsn(), large, opts.scale_target))
     load["total_s"] = round(time.monotonic() - t0, 1)
+    _LARGE[server.base] = (large, opts.scale_target)
     log(f"scale: loaded in {load['total_s']} s, check {load['check']}")
     after = interleaved_latency(server, _targets(("small", small), ("large", large)), opts.scale_samples)
     result: dict[str, Any] = {"base": opts.scale_base, "target": opts.scale_target, "load": load, "endpoints": {}}

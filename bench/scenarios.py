@@ -16,7 +16,7 @@ server, database, seeded groups), when it is enabled, its ratio rows and its mar
 
 from __future__ import annotations
 
-from bench import pgbench, profiling, report, scale, webpage
+from bench import pgbench, profiling, report, scale, transfer, webpage
 from bench.model import (
     TARGET_FX_PAYERS_RATIO,
     TARGET_HOT_RATIO,
@@ -76,6 +76,15 @@ MEASUREMENTS: tuple[Measurement, ...] = (
         enabled=lambda o: not o.skip_scale,
         ratios=webpage.web_page_ratios,
         render=webpage.render_web_page,
+    ),
+    # GET .../export of the scale step's 10^6-expense group (JSON, CSV): rows/s and peak RSS per worker;
+    # POST /v1/groups/import of 10^5 rows (Splitwise CSV, ihatemoney JSON): seconds (bench/transfer.py)
+    Measurement(
+        key="transfer",
+        run=transfer.run_transfer,
+        enabled=lambda o: not o.skip_transfer,
+        ratios=transfer.transfer_ratios,
+        render=transfer.render_transfer,
     ),
 )
 

@@ -1,11 +1,15 @@
 """Request body size limit, as a pure ASGI middleware (no per-request overhead beyond a header check).
 
-A declared Content-Length over the limit is refused before the app runs. A chunked body is counted as
-it is read: past the limit, reading raises BodyTooLarge, an HTTPException, which FastAPI passes on
-(instead of its generic "error parsing the body" 400) to the problem handler: a 413 either way.
+One limit for every route, and larger ones for the few routes that take files (POST /v1/groups/import):
+`routes` maps (method, path) to that route's own limit. A declared Content-Length over the limit is
+refused before the app runs. A chunked body is counted as it is read: past the limit, reading raises
+BodyTooLarge, an HTTPException, which FastAPI passes on (instead of its generic "error parsing the
+body" 400) to the problem handler: a 413 either way.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,17 +23,19 @@ class BodyTooLarge(BodyRejected):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: Mapping[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = dict(routes or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.routes.get((scope["method"], scope["path"]), self.max_bytes) if self.routes else self.max_bytes
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
-                await problem_response(BodyTooLarge(self.max_bytes).error)(scope, receive, send)
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await problem_response(BodyTooLarge(limit).error)(scope, receive, send)
                 return
         seen = 0
 
@@ -38,8 +44,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         try:

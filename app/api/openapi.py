@@ -29,6 +29,7 @@ from app.api.openapi_text import (
     SUCCESS_DESCRIPTIONS,
     WWW_AUTHENTICATE_HEADER,
 )
+from app.api.openapi_transfer import add_file_schemas
 from app.api.pagination import MAX_CURSOR_LENGTH, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.api.problems import PROBLEM_MEDIA_TYPE
 from app.domain.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -197,6 +198,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
+    add_file_schemas(schemas)
     components["schemas"] = dict(sorted(schemas.items()))
     components["headers"] = {"X-Request-ID": REQUEST_ID_HEADER}
     components["securitySchemes"] = {

@@ -8,6 +8,7 @@ from typing import Any
 from app.api.edge import MAX_REQUEST_ID_LENGTH
 from app.api.openapi_accounts import ACCOUNT_DECISIONS, ACCOUNT_ERRORS
 from app.api.openapi_recurring import RECURRING_DECISIONS, RECURRING_ERRORS
+from app.api.openapi_transfer import TRANSFER_DECISIONS, TRANSFER_ERRORS
 from app.api.ops import METRICS_DESCRIPTION, STATIC_DOCS
 from app.api.pagination import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from app.api.problems import DATABASE_UNAVAILABLE_DETAIL, INTERNAL_ERROR_DETAIL, PROBLEM_BASE, PROBLEM_MEDIA_TYPE
@@ -73,6 +74,7 @@ Not API operations (no schema below), public, for load balancers and operators:
 
 {ACCOUNT_DECISIONS}
 {RECURRING_DECISIONS}
+{TRANSFER_DECISIONS}
 ## Decisions the contract leaves open
 
 - Any current member may record expenses and settlements, and edit or void any expense of the group.
@@ -213,6 +215,7 @@ _GROUP_404 = "`not-found`: no such group, or the caller is not a member of it"
 OPERATION_ERRORS: dict[str, dict[str, str]] = {
     **ACCOUNT_ERRORS,
     **RECURRING_ERRORS,
+    **TRANSFER_ERRORS,
     "post_user": {
         "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
         "422": (

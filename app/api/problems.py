@@ -52,6 +52,7 @@ STATUS: dict[str, int] = {
     "recurring-stopped": 409,
     "settlement-not-voidable": 409,
     "body-too-large": 413,
+    "unsupported-media-type": 415,
     "idempotency-key-reused": 422,
     "invalid-invite": 422,
     "settlement-exceeds-balance": 422,

@@ -22,6 +22,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found (or not visible to the caller)",
         409: "Conflict",
         412: "Precondition failed: If-Match does not match the current version; nothing was written",
+        415: "Unsupported media type",
         422: "Invalid payload; nothing was written",
         429: "Too many attempts; retry after Retry-After seconds",
         503: "Database unavailable or contention persisted; retry after Retry-After seconds",

@@ -48,11 +48,18 @@ def _cached_decimals(code: str) -> int:
     return int(get_currency_precision(code))
 
 
+_DECIMALS: dict[str, int] = {}  # the active codes asked for so far (at most CLDR's few hundred)
+
+
 def currency_decimals(code: str) -> int:
     """Number of minor-unit decimals for ``code`` (USD 2, JPY 0, KWD 3)."""
+    known = _DECIMALS.get(code) if type(code) is str else None
+    if known is not None:
+        return known
     if not is_currency_code(code):
         raise MoneyError('must be an active ISO 4217 currency code like "USD"')
-    return _cached_decimals(code)
+    _DECIMALS[code] = decimals = _cached_decimals(code)
+    return decimals
 
 
 def _check_decimals(decimals: int) -> None:
@@ -99,13 +106,22 @@ def parse_amount(text: object, decimals: int, *, allow_zero: bool = False) -> in
     return minor
 
 
+_SCALES = tuple(10**d for d in range(_MAX_DECIMALS + 1))
+
+
 def format_amount(minor: int, decimals: int) -> str:
-    """Render minor units with exactly ``decimals`` decimals: (1050, 2) -> "10.50"."""
-    _check_decimals(decimals)
-    if isinstance(minor, bool) or not isinstance(minor, int):
+    """Render minor units with exactly ``decimals`` decimals: (1050, 2) -> "10.50". (Called for every amount
+    of every record an export streams: the checks are exact type tests, the scale a table lookup.)"""
+    if type(decimals) is not int or not 0 <= decimals <= _MAX_DECIMALS:
+        _check_decimals(decimals)
+    if type(minor) is not int:
         raise TypeError("minor must be an int")
-    sign = "-" if minor < 0 else ""
-    whole, fraction = divmod(abs(minor), 10**decimals)
+    if minor < 0:
+        whole, fraction = divmod(-minor, _SCALES[decimals])
+        sign = "-"
+    else:
+        whole, fraction = divmod(minor, _SCALES[decimals])
+        sign = ""
     if decimals == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{fraction:0{decimals}d}"

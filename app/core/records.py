@@ -13,5 +13,8 @@ Entry = tuple[uuid.UUID, int]  # (user_id, amount_minor)
 
 
 def rfc3339(ts: datetime) -> str:
-    """A timestamp on the wire: RFC 3339 in UTC with a Z suffix."""
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A timestamp on the wire: RFC 3339 in UTC with a Z suffix. (The database's timestamps are in UTC
+    already: every record an export streams skips the conversion.)"""
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat()[:-6] + "Z"

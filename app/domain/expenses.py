@@ -131,10 +131,9 @@ def _unchanged(expense: ExpenseRecord, edited: ExpenseRecord) -> bool:
     return expense.voided_at is None and all(getattr(expense, f) == getattr(edited, f) for f in _CONTENT)
 
 
-def _row(expense: ExpenseRecord) -> dict[str, Any]:
-    """The expenses row the write functions store (jsonb_populate_record reads it by column name). Null
-    columns are left out: a missing key reads as null, and the database parses a shorter command."""
-    row = {
+def row(expense: ExpenseRecord) -> dict[str, Any]:
+    """The expenses row the write functions store (jsonb_populate_record reads it by column name)."""
+    return {
         "id": expense.id,
         "group_id": expense.group_id,
         "description": expense.description,
@@ -159,7 +158,12 @@ def _row(expense: ExpenseRecord) -> dict[str, Any]:
         "recurring_id": expense.recurring_id,
         "occurrence_date": expense.occurrence_date,
     }
-    return {k: v for k, v in row.items() if v is not None}
+
+
+def _row(expense: ExpenseRecord) -> dict[str, Any]:
+    """The row as a write command carries it: null columns are left out (a missing key reads as null, and
+    the database parses a shorter command)."""
+    return {k: v for k, v in row(expense).items() if v is not None}
 
 
 def _postings(draft: ExpenseDraft) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def etag(s: SettlementRecord) -> str:
     return '"1-voided"' if s.voided_at is not None else '"1"'
 
 
-def _row(s: SettlementRecord) -> dict[str, Any]:
+def row(s: SettlementRecord) -> dict[str, Any]:
     return {name: getattr(s, name) for name in _COLUMNS.split(", ")}
 
 
@@ -102,7 +102,7 @@ async def create(
         voided_at=None,
     )
     response = orjson.dumps(render(record))
-    cmd = {"caller": claim.user_id, "claim": claim.doc(status=CREATED, response=response), "settlement": _row(record)}
+    cmd = {"caller": claim.user_id, "claim": claim.doc(status=CREATED, response=response), "settlement": row(record)}
     outcome = await commands.execute(
         pool, settings, Command.SETTLEMENT_CREATE, group_id, cmd, faults=faults, decimals=currency_decimals(currency)
     )

@@ -84,6 +84,24 @@ class Settings(BaseSettings):
     max_group_members: int = Field(default=1_000, ge=2, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1_024, le=16 * 1024 * 1024)
 
+    # Export (GET .../export) and import (POST /v1/groups/import); README, "Export and import".
+    # An export streams batches of export_batch_rows records from one read-only snapshot, and keeps its
+    # connection at most export_idle_timeout_ms idle between two batches (a client that reads slower
+    # than that gets a cut-short download); at most export_concurrency exports stream at once per worker.
+    export_batch_rows: int = Field(default=2_000, ge=100, le=50_000)
+    export_concurrency: int = Field(default=2, ge=1, le=64)
+    export_idle_timeout_ms: int = Field(default=60_000, ge=1_000, le=3_600_000)
+    # An import's body may be up to import_max_body_bytes (its route's own limit; 413 beyond) and hold at
+    # most import_max_rows rows (422 beyond). At most import_concurrency imports run at once per worker;
+    # one waits at most import_wait_s for its turn (then 503 with Retry-After). Its one statement may run
+    # for import_statement_timeout_ms, with import_work_mem_mb for its sorts (in memory, not on disk).
+    import_max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1_024, le=256 * 1024 * 1024)
+    import_max_rows: int = Field(default=100_000, ge=1, le=1_000_000)
+    import_concurrency: int = Field(default=1, ge=1, le=16)
+    import_wait_s: float = Field(default=10.0, gt=0, le=300)
+    import_statement_timeout_ms: int = Field(default=120_000, ge=1_000, le=3_600_000)
+    import_work_mem_mb: int = Field(default=256, ge=4, le=4_096)
+
     # Idempotency keys are kept at least this long, then purged in the background.
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 365)
     idempotency_purge_interval_s: int = Field(default=600, ge=1, le=86_400)

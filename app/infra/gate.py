@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
 
+from app.core.errors import DomainError
 from app.infra import metrics
 
 
@@ -59,3 +60,29 @@ class GroupGate:
 
     def __len__(self) -> int:
         return len(self._gates)
+
+
+class Slots:
+    """At most `width` heavy requests of one kind (exports, imports) at once in this worker. One waits at
+    most wait_s for a slot, then gets a 503 `try-again` with Retry-After: nothing was read or written."""
+
+    def __init__(self, width: int) -> None:
+        assert width >= 1
+        self._sem = asyncio.Semaphore(width)
+
+    async def acquire(self, wait_s: float, what: str) -> None:
+        try:
+            await asyncio.wait_for(self._sem.acquire(), wait_s)
+        except TimeoutError:
+            raise DomainError("try-again", f"too many {what} in progress in this worker; retry later") from None
+
+    def release(self) -> None:
+        self._sem.release()
+
+    @asynccontextmanager
+    async def hold(self, wait_s: float, what: str) -> AsyncIterator[None]:
+        await self.acquire(wait_s, what)
+        try:
+            yield
+        finally:
+            self.release()

@@ -5,12 +5,15 @@ run as one statement in autocommit on the write pool: one round trip, a whole tr
 locks held only for the database's own time. The function claims the Idempotency-Key (storing the
 response the app rendered, so a replay returns it), checks under its locks what only the database
 can know (membership, versions, balances), and posts through quits_post, the only writer of ledger
-entries and balances. Its domain errors (SQLSTATE class QU) become DomainError here.
+entries and balances (an import posts through quits_post_import, its set-based sibling). Its domain
+errors (SQLSTATE class QU) become DomainError here. An import's command is large: execute_bulk sends it
+as bytes, in a transaction with the import's own statement timeout.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -36,6 +39,7 @@ class Command(StrEnum):
     KEY_ONLY = "quits_key_only"
     RECURRING_CREATE = "quits_recurring_create"
     RECURRING_UPDATE = "quits_recurring_update"
+    GROUP_IMPORT = "quits_group_import"
 
 
 # Domain SQLSTATEs raised by the functions in app/sql.
@@ -159,6 +163,24 @@ def _sql(command: Command) -> str:
 
 
 _SQL = {command: _sql(command) for command in Command}
+# A large command travels as UTF-8 bytes (bytea: no decode to str and back) and is parsed once, there.
+_BULK_SQL = {c: f"SELECT replayed, status, body FROM {c.value}($1, convert_from($2::bytea, 'UTF8')::jsonb)"
+             for c in Command}  # fmt: skip
+
+
+async def _fetch(
+    conn: asyncpg.Connection, sql: str, *args: object, decimals: int | None, timeout_s: float | None = None
+) -> Outcome:
+    try:
+        row = await conn.fetchrow(sql, *args, timeout=timeout_s)
+    except asyncpg.PostgresError as exc:
+        rejected = rejection(exc, decimals=decimals)
+        if rejected is not None:
+            raise rejected from None
+        raise
+    assert row is not None
+    body = row["body"]
+    return Outcome(replayed=row["replayed"], status=row["status"], body=body.encode() if body else None)
 
 
 async def execute(
@@ -176,20 +198,34 @@ async def execute(
     sql, payload = _SQL[command], orjson.dumps({k: v for k, v in cmd.items() if v is not None}, default=str).decode()
 
     async def work(conn: asyncpg.Connection) -> Outcome:
-        try:
-            if faults is None:
-                row = await conn.fetchrow(sql, group_id, payload)
-            else:
-                async with conn.transaction():
-                    row = await conn.fetchrow(sql, group_id, payload)
-                    await faults.fire(conn)
-        except asyncpg.PostgresError as exc:
-            rejected = rejection(exc, decimals=decimals)
-            if rejected is not None:
-                raise rejected from None
-            raise
-        assert row is not None
-        body = row["body"]
-        return Outcome(replayed=row["replayed"], status=row["status"], body=body.encode() if body else None)
+        if faults is None:
+            return await _fetch(conn, sql, group_id, payload, decimals=decimals)
+        async with conn.transaction():
+            outcome = await _fetch(conn, sql, group_id, payload, decimals=decimals)
+            await faults.fire(conn)
+            return outcome
+
+    return await run_statement(pool, settings, work)
+
+
+async def execute_bulk(
+    pool: asyncpg.Pool,
+    settings: Settings,
+    command: Command,
+    *,
+    group_id: uuid.UUID,
+    payload: bytes | bytearray,
+    local: Mapping[str, str],
+    timeout_s: float,
+) -> Outcome:
+    """One large command (its JSON already encoded) in one transaction whose `local` settings (SET LOCAL:
+    a longer statement_timeout, the planner's defaults) hold for that transaction only; the client waits
+    at most timeout_s for it. Retried as above."""
+
+    async def work(conn: asyncpg.Connection) -> Outcome:
+        async with conn.transaction():
+            for name, value in local.items():
+                await conn.execute("SELECT set_config($1, $2, true)", name, value)
+            return await _fetch(conn, _BULK_SQL[command], group_id, payload, decimals=None, timeout_s=timeout_s)
 
     return await run_statement(pool, settings, work)

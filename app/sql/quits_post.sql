@@ -1,4 +1,5 @@
--- The only writer of ledger entries and balances. Inserts one balanced posting, p_entries as
+-- The only writer of ledger entries and balances (but for an import's new group: quits_post_import).
+-- Inserts one balanced posting, p_entries as
 -- [[user_id, amount_minor], ...] in order, appended to the hash chain of (group, p_slot), and moves
 -- slot p_slot of each user's balance. The caller has already locked those balance rows
 -- (quits_lock_slot or quits_lock_members), after inserting or locking the expense or settlement the

@@ -7,6 +7,7 @@ condition). When the services land, call them directly, as the other pages do.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -48,8 +49,8 @@ async def call_api(request: Request, method: str, path: str, *, query: dict[str,
 
     async def receive() -> Message:
         nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
+        if sent:  # the person is still there: a streamed response (the export) listens for a disconnect
+            await asyncio.Event().wait()  # until the response is done and cancels this wait
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 

@@ -154,6 +154,7 @@ def test_idempotency_key_on_the_financial_writes_and_only_there(spec: dict[str, 
         ("put", rule),
         ("delete", rule),
         ("post", rule + "/skip"),
+        ("post", "/v1/groups/import"),  # #14: a whole group in one write
     }
     for path, method, op in operations(spec):
         header = param(op, "Idempotency-Key")
@@ -226,8 +227,9 @@ def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     ids = [op["operationId"] for _, _, op in operations(spec)]
     # 17 of contract v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement (5),
     # sessions, password change, token list, create and revoke (5), and a guest's invite and claim (2);
-    # recurring rules (#16) add create, list, get, edit, stop and skip (6).
-    assert len(ids) == len(set(ids)) == 35
+    # recurring rules (#16) add create, list, get, edit, stop and skip (6); #14 a group's export and the
+    # import (2).
+    assert len(ids) == len(set(ids)) == 37
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
 
 
@@ -248,4 +250,26 @@ def test_account_operations_are_documented(spec: dict[str, Any]) -> None:
     assert non_null(password)["minLength"] == 8 and non_null(password)["maxLength"] == 128
     info = spec["info"]["description"]
     for decision in ("Argon2id", "within 500 ms", "at most once a minute", "invalid-credentials"):
+        assert decision in info, decision
+
+
+def test_export_and_import_are_documented(spec: dict[str, Any]) -> None:
+    ops = {op["operationId"]: (path, method, op) for path, method, op in operations(spec)}
+    export_path, _, export_op = ops["get_export"]
+    assert export_path == "/v1/groups/{group_id}/export"
+    assert set(export_op["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    assert param(export_op, "format")["schema"]["enum"] == ["json", "csv"]  # type: ignore[index]
+    import_path, _, import_op = ops["post_import"]
+    assert import_path == "/v1/groups/import" and import_op["security"] == [{"bearerAuth": []}]
+    assert set(import_op["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert {"201", "413", "415", "422", "503"} <= set(import_op["responses"])
+    assert "Location" in import_op["responses"]["201"]["headers"]
+    assert "20 MiB" in import_op["responses"]["413"]["description"]
+    schemas = spec["components"]["schemas"]
+    assert {"QuitsExport", "IhatemoneyBills", "ImportOut"} <= set(schemas)
+    assert schemas["IhatemoneyBill"]["properties"]["amount"]["type"] == "number"
+    assert "never a binary float" in schemas["IhatemoneyBill"]["properties"]["amount"]["description"]
+    info = spec["info"]["description"]
+    for decision in ("## Export and import", "adjustments", "half to even", "100,000 rows", "Total balance",
+                     "former_members", "exact bytes"):  # fmt: skip
         assert decision in info, decision
