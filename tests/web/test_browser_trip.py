@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -91,7 +92,45 @@ def recurring_rule(d: Driver, base: str, gid: str, db: URL) -> None:
     d.get(f"{base}/groups/{gid}")
 
 
-def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[..., Driver]) -> None:
+def export_and_import_back(d: Driver, base: str, gid: str, db: URL, downloads: Path) -> None:
+    """The group's CSV downloaded from its link, a broken copy refused (each fault listed next to the
+    file field), then the download imported as a new group: the same balances and records."""
+    d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    d.get(f"{base}/groups/{gid}")
+    follow_download = next(a for a in css_all(d, "a") if a.text == "Export as CSV")
+    follow_download.click()
+    path = downloads / f"quits-{gid}.csv"
+    wait_for(lambda: path.exists() and not list(downloads.glob("*.crdownload")), "the CSV download")
+    exported = path.read_text(encoding="utf-8")
+    assert exported.startswith("Date,Description,Category,Cost,Currency,"), exported
+    broken = downloads / "broken.csv"
+    lines = exported.splitlines()
+    broken.write_text("\n".join([lines[0], lines[1].replace(",USD,", ",USD,x", 1), *lines[2:]]) + "\n")
+    d.get(f"{base}/import")
+    by_id(d, "f-file").send_keys(str(broken))
+    fill(d, "f-me", "Alice")
+    fill(d, "f-name", "Lisbon again")
+    submit(d, "Import")
+    assert "must be a decimal number" in by_id(d, "f-file-error").text, text(d)
+    check_page(d, "import-refused")
+    by_id(d, "f-file").send_keys(str(path))
+    submit(d, "Import")
+    assert "Group imported." in text(d), text(d)
+    check_page(d, "group-imported")
+    new = group_id(d)
+    assert new != gid
+
+    def facts(group: str) -> list[Any]:
+        return [dict(r) for r in run_sql(db, """
+            SELECT (SELECT count(*) FROM expenses WHERE group_id = $1 AND voided_at IS NULL) AS expenses,
+                   (SELECT count(*) FROM settlements WHERE group_id = $1 AND voided_at IS NULL) AS payments,
+                   (SELECT array_agg(net_minor ORDER BY net_minor) FROM member_balances WHERE group_id = $1) AS nets
+            """, uuid.UUID(group))]  # fmt: skip
+
+    assert facts(new) == facts(gid)
+
+
+def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[..., Driver], tmp_path: Path) -> None:
     base = web_server.base_url
     alice, carol = browsers(), browsers()
     tag = uuid.uuid4().hex[:6]
@@ -233,4 +272,6 @@ def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[...,
     alice.get(f"{base}/groups/{gid}/activity")
     assert "Carol edited an expense" in text(alice) and "You voided a payment" in text(alice)
     check_page(alice, "activity")
+
+    export_and_import_back(alice, base, gid, clean_db, tmp_path)
     assert_ledger_invariants(clean_db)
