@@ -148,3 +148,13 @@ def test_a_file_over_the_limit_is_refused_next_to_the_field(settings: Settings, 
         refused(r.text, "file", "larger than")
         assert send(ann, "trip.csv", SPLITWISE, "text/csv", me="Ann", name="Paris").status_code == 303
     assert counts(clean_db, ("groups",))["groups"] == 1
+
+
+def test_a_file_larger_than_the_api_body_limit_imports(ann: Person, clean_db: URL, settings: Settings) -> None:
+    """The import form has its route's own body limit (app.main), not the 256 KiB of every other request."""
+    row = b"2024-01-05,Dinner,Dining out,30.00,EUR,20.00,-10.00,-10.00\n"
+    big = b"Date,Description,Category,Cost,Currency,Ann,Ben,Cat\n" + row * (settings.max_body_bytes // len(row) + 10)
+    assert settings.max_body_bytes < len(big) < settings.import_max_body_bytes
+    r = send(ann, "big.csv", big, "text/csv", me="Ann", name="Big")
+    assert r.status_code == 303, r.text[:500]
+    assert counts(clean_db, ("expenses",))["expenses"] == big.count(b"\n") - 1
