@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import DomainError, not_found
 from app.core.money import currency_decimals, format_amount
+from app.core.preconditions import require_tag
 from app.core.records import Entry, rfc3339
 from app.domain.expense_drafts import ExpenseDraft
 from app.infra.config import Settings
@@ -96,12 +97,6 @@ def render(expense: ExpenseRecord) -> dict[str, Any]:
 def etag(expense: ExpenseRecord) -> str:
     """The entity tag of an expense's current state: it changes with every version and with a void."""
     return f'"{expense.version}-voided"' if expense.voided_at is not None else f'"{expense.version}"'
-
-
-def check_precondition(expense: ExpenseRecord, if_match: frozenset[str] | None) -> None:
-    """If-Match: None (no header) or "*" proceed; otherwise the current ETag must be listed (412)."""
-    if if_match is not None and "*" not in if_match and etag(expense) not in if_match:
-        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(expense)}")
 
 
 def _content(draft: ExpenseDraft, *, date: dt.date, user_id: uuid.UUID, now: datetime) -> dict[str, Any]:
@@ -247,7 +242,7 @@ async def update(
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
-        check_precondition(current, if_match)
+        require_tag(etag(current), if_match)
         now = datetime.now(UTC)
         record = replace(
             current, version=current.version + 1, **_content(draft, date=current.date, user_id=claim.user_id, now=now)
@@ -286,7 +281,7 @@ async def void(
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, expense_id)
-        check_precondition(current, if_match)
+        require_tag(etag(current), if_match)
         if current.voided_at is not None:
             return await _key_only(pool, settings, claim=claim, group_id=group_id, current=current), current
         now = datetime.now(UTC)

@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core import calendar
 from app.core.errors import DomainError
+from app.core.preconditions import require_tag
 from app.domain.recurring_rules import (
     RuleRecord,
     Validated,
-    check_precondition,
+    etag,
     get,
     position,
     render,
@@ -160,7 +161,7 @@ async def change(
     for _ in range(settings.retry_max_attempts):
         async with engine.connect() as conn:
             current = await get(conn, group_id, rule_id)
-        check_precondition(current, if_match)
+        require_tag(etag(current), if_match)
         at = now_utc()
         result = how(current, at)
         if result is None:

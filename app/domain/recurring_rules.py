@@ -109,12 +109,6 @@ def etag(rule: RuleRecord) -> str:
     return f'"{rule.version}"'
 
 
-def check_precondition(rule: RuleRecord, if_match: frozenset[str] | None) -> None:
-    """If-Match: None (no header) or "*" proceed; otherwise the current ETag must be listed (412)."""
-    if if_match is not None and "*" not in if_match and etag(rule) not in if_match:
-        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(rule)}")
-
-
 def stopped_error() -> DomainError:
     return DomainError("recurring-stopped", "the recurring rule is stopped; create a new one")
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import DomainError, invalid, not_found
 from app.core.money import MoneyError, currency_decimals, format_amount, parse_amount
+from app.core.preconditions import require_tag
 from app.core.records import rfc3339
 from app.domain.schemas import SettlementIn
 from app.infra.config import Settings
@@ -149,12 +150,11 @@ async def void(
     voided is returned as it is and nothing is posted (but the key). If-Match as for expenses."""
     async with engine.connect() as conn:
         current = await get(conn, group_id, settlement_id)
-    if if_match is not None and "*" not in if_match and etag(current) not in if_match:
-        raise DomainError("precondition-failed", f"If-Match does not match the current version {etag(current)}")
+    require_tag(etag(current), if_match)
     if current.voided_at is not None:
-        key_only = {"caller": claim.user_id, "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(current)))}
         if claim.key is None:
             return None, current
+        key_only = {"caller": claim.user_id, "claim": claim.doc(status=UPDATED, response=orjson.dumps(render(current)))}
         return await commands.execute(pool, settings, Command.KEY_ONLY, group_id, key_only), current
     now = datetime.now(UTC)
     record = replace(current, voided_at=now)
