@@ -58,6 +58,7 @@ from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
 from app.infra.testhooks import WorkerHeader
 from app.web import install as install_web
+from app.web import transfer_pages
 
 logger = logging.getLogger("quits")
 
@@ -171,7 +172,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        routes={("POST", transfer.IMPORT_PATH): settings.import_max_body_bytes},
+        routes={
+            ("POST", transfer.IMPORT_PATH): settings.import_max_body_bytes,
+            ("POST", transfer_pages.IMPORT_FORM): transfer_pages.upload_limit(settings),  # the web's import form
+        },
     )
     if settings.cors_origins:
         app.add_middleware(

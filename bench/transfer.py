@@ -110,7 +110,7 @@ def _import(server: Server, token: str, body: bytes, *, media_type: str, query: 
 
 
 def run_transfer(ctx: Context) -> dict[str, Any]:
-    group, expenses = large_group(ctx)
+    group, expenses, _ = large_group(ctx)
     token = group["members"][0]["token"]
     result: dict[str, Any] = {"group_expenses": expenses, "export": {}, "import": {}}
     for fmt in ("json", "csv"):

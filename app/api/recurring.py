@@ -42,7 +42,7 @@ def _headers(rule: rules.RuleRecord) -> dict[str, str]:
     return {"ETag": rules.etag(rule)}
 
 
-def _wake(request: Request) -> None:
+def wake_scheduler(request: Request) -> None:
     """This worker's scheduler makes what is due now, not at its next interval."""
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None and request.app.state.settings.recurring_scheduler:
@@ -84,7 +84,7 @@ async def post_recurring(
         if exc.code == "validation-error":
             await not_found_unless_member(engine, group_id, user.id)
         raise
-    _wake(request)
+    wake_scheduler(request)
     rule_id = orjson.loads(outcome.body if outcome.replayed and outcome.body else rendered)["id"]
     headers = {"Location": f"/v1/groups/{group_id}/recurring/{rule_id}", "ETag": '"1"'}  # the body is version 1
     return outcome_response(outcome, rendered, svc.CREATED, headers)
@@ -128,7 +128,7 @@ async def _change(
             state.write_pool, state.engine, state.settings, claim=claim, group_id=group_id, rule_id=rule_id,
             how=how, if_match=parse_if_match(if_match),
         )  # fmt: skip
-    _wake(request)
+    wake_scheduler(request)
     if rule is None:  # a replay: the tag of the stored body
         assert outcome is not None and outcome.body is not None
         return outcome_response(outcome, b"", svc.UPDATED, {"ETag": f'"{orjson.loads(outcome.body)["version"]}"'})

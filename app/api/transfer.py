@@ -12,7 +12,6 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -25,7 +24,6 @@ from app.domain.idempotency import parse_key
 from app.domain.imports import run
 from app.domain.imports.plan import ImportOptions
 from app.domain.transfer_schemas import ImportOut
-from app.infra.config import Settings
 from app.infra.gate import Slots
 from app.ledger.commands import Claim
 
@@ -52,24 +50,6 @@ class ExportResponse(StreamingResponse):
                 await self._content.aclose()
             finally:
                 self._slots.release()
-
-
-async def _stream(
-    engine: AsyncEngine, settings: Settings, group_id: UUID, *, fmt: str
-) -> AsyncGenerator[bytes, None]:
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        async with conn.begin():
-            timeout = int(settings.export_idle_timeout_ms)
-            await conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {timeout}")
-            raw = await conn.get_raw_connection()
-            snap = export.Snapshot(raw.driver_connection, group_id, batch=settings.export_batch_rows)
-            if fmt == "json":
-                document = export.json_document(snap, now=datetime.now(UTC))
-            else:
-                document = export.csv_document(snap, chunk_rows=settings.export_batch_rows)
-            async for chunk in document:
-                yield chunk
 
 
 @router.get(
@@ -102,7 +82,7 @@ async def get_export(
     await slots.acquire(settings.import_wait_s, "exports")
     filename = f"quits-{group.id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
-    return ExportResponse(_stream(engine, settings, group.id, fmt=format), slots=slots, media_type=MEDIA[format],
+    return ExportResponse(export.stream(engine, settings, group.id, fmt=format), slots=slots, media_type=MEDIA[format],
                           headers=headers)  # fmt: skip
 
 
@@ -112,16 +92,6 @@ def _fingerprint(request: Request, media_type: str, body: bytes) -> bytes:
     query = orjson.dumps(sorted(request.query_params.multi_items()))  # unambiguous, whatever the values hold
     head = orjson.dumps([request.method, request.url.path, query.decode(), media_type])
     return hashlib.sha256(head + b"\n" + hashlib.sha256(body).digest()).digest()
-
-
-def _prepare(body: bytes, media_type: str, options: ImportOptions, *, claim: Claim) -> tuple[UUID, bytes, bytearray]:
-    """The file → the new group's id, the response and the command (in a worker thread: pure, and the
-    plan's records are gone once the command holds them)."""
-    plan = run.plan_import(body, media_type, options)
-    caller = options.caller
-    member = groups.MemberRecord(user_id=caller.id, name=caller.name, email=caller.email, guest=False)
-    rendered = orjson.dumps(run.render(plan, member))
-    return plan.group.id, rendered, run.command(plan, claim, rendered)
 
 
 NameQuery = Annotated[str | None, Query(min_length=1, max_length=100, description="The new group's name.")]
@@ -167,7 +137,7 @@ async def post_import(
     state = request.app.state
     with state.keys_in_flight.hold(user.id, key):
         async with slots.hold(settings.import_wait_s, "imports"):
-            group_id, rendered, payload = await asyncio.to_thread(_prepare, body, media_type, options, claim=claim)
+            group_id, rendered, payload = await asyncio.to_thread(run.prepare, body, media_type, options, claim=claim)
             outcome = await run.write(state.write_pool, settings, group_id=group_id, payload=payload)
     shown: dict[str, Any] = orjson.loads(outcome.body if outcome.replayed and outcome.body else rendered)
     return outcome_response(outcome, rendered, run.CREATED, {"Location": f"/v1/groups/{shown['id']}"})

@@ -24,17 +24,19 @@ import csv
 import datetime as dt
 import io
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.money import currency_decimals, format_amount
 from app.core.records import rfc3339
 from app.domain import groups, settlements
 from app.domain.expenses import ExpenseRecord
 from app.domain.settlements import SettlementRecord
+from app.infra.config import Settings
 
 FORMAT, VERSION = "quits", 1
 _START = (dt.datetime(1, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0))
@@ -294,3 +296,24 @@ async def csv_document(snap: Snapshot, *, chunk_rows: int) -> AsyncIterator[byte
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue().encode()
+
+
+async def stream(
+    engine: AsyncEngine, settings: Settings, group_id: uuid.UUID, *, fmt: str
+) -> AsyncGenerator[bytes, None]:
+    """The export of a group as fmt ("json" or "csv"), chunk by chunk, from one snapshot (a read-only
+    REPEATABLE READ transaction on one pooled connection, held while the caller reads): what the API's
+    GET .../export and the web's export page send. Close it (aclose) to give the connection back."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        async with conn.begin():
+            timeout = int(settings.export_idle_timeout_ms)
+            await conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {timeout}")
+            raw = await conn.get_raw_connection()
+            snap = Snapshot(raw.driver_connection, group_id, batch=settings.export_batch_rows)
+            if fmt == "json":
+                document = json_document(snap, now=dt.datetime.now(dt.UTC))
+            else:
+                document = csv_document(snap, chunk_rows=settings.export_batch_rows)
+            async for chunk in document:
+                yield chunk

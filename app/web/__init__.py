@@ -10,11 +10,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from app.web import account, bridge, expense_pages, groups, settle_pages
+from app.web import account, expense_pages, groups, recurring_pages, settle_pages, transfer_pages
 from app.web.core import STATIC
 
 
 def install(app: FastAPI) -> None:
-    for module in (account, groups, expense_pages, settle_pages, bridge):
+    for module in (account, groups, expense_pages, settle_pages, recurring_pages, transfer_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -25,7 +25,7 @@ from app.ledger.reads import read_nets, read_own_nets
 from app.web.core import WebRoute, form_of, new_key, page, require_user, see_other, text_field
 from app.web.messages import Errors, from_domain, from_pydantic, simple_field
 from app.web.session import current_user
-from app.web.views import GroupView, optional_links
+from app.web.views import GroupView
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -132,7 +132,6 @@ async def render_group(request: Request, group_id: uuid.UUID, user: UserRecord, 
         member_errors=member_errors or {},
         member_values=member_values or {},
         keys=[new_key() for _ in range(len(view.nets) + 1)],
-        links=optional_links(request, group_id),
     )
 
 

@@ -41,6 +41,7 @@ _BY_CODE: dict[str, tuple[str | None, str]] = {
     "invalid-invite": ("invite_code", "This invite link is unknown, already used or expired: ask for a new one."),
     "member-has-balance": (None, "Only a member whose balance is zero can be removed."),
     "balance-limit-exceeded": (None, "This would take the group's balances past the largest amount it can hold."),
+    "recurring-stopped": (None, "This recurring expense is stopped: nothing more can change in it. Set up a new one."),
     "not-a-guest": (None, "Only a guest can be invited to claim their place."),
     "try-again": (None, "The service is busy and nothing was saved. Please try again."),
     "database-unavailable": (None, "The service is unavailable and nothing was saved. Please try again shortly."),
@@ -60,6 +61,8 @@ _WIRE_NAMES = {
     "from_user_id and to_user_id": "who paid and who was paid",
     "paid_by": "paid by",
     "split_type": "split",
+    "start_date": "first date",
+    "end_date": "end date",
     "current_password": "current password",
 }
 

@@ -1,14 +1,9 @@
-"""What the templates read: a group with its members and nets, names for ids, activity in words, and the
-links to features that exist only when their API routes do (export, import, recurring)."""
+"""What the templates read: a group with its members and nets, names for ids, activity in words."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-
-from fastapi.routing import iter_route_contexts
-from starlette.requests import Request
-from starlette.routing import Route
 
 from app.domain.activity import ActivityRecord
 from app.domain.expenses import ExpenseRecord
@@ -73,26 +68,3 @@ class GroupView:
     def describe(self, item: ActivityRecord) -> str:
         template = _ACTIVITY.get(item.type, item.type)
         return template.format(actor=self.name(item.actor_id), user=self.name(item.user_id))
-
-
-def has_route(request: Request, method: str, path: str) -> bool:
-    """Whether the app serves method path, included routers too (FastAPI includes them lazily)."""
-    return any(
-        ctx.path == path and isinstance(ctx.original_route, Route) and method in (ctx.original_route.methods or ())
-        for ctx in iter_route_contexts(request.app.router.routes)
-    )
-
-
-def optional_links(request: Request, group_id: uuid.UUID) -> dict[str, str]:
-    """PLACEHOLDER for the features being built on other branches (issue #15 leaves these places): a link
-    appears only when the API route of the contract exists in this app. Export and import go through the
-    web's own bridge (app.web.bridge), which calls that API route as the signed-in person."""
-    links: dict[str, str] = {}
-    if has_route(request, "GET", "/v1/groups/{group_id}/export"):
-        links["export_csv"] = f"/groups/{group_id}/export?format=csv"
-        links["export_json"] = f"/groups/{group_id}/export?format=json"
-    if has_route(request, "POST", "/v1/groups/import"):
-        links["import"] = "/import"
-    if has_route(request, "GET", "/v1/groups/{group_id}/recurring"):
-        links["recurring"] = f"/groups/{group_id}/recurring"
-    return links

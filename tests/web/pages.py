@@ -64,6 +64,15 @@ def submit(d: Driver, button_text: str) -> None:
     wait_for(lambda: d.execute_script("return document.readyState") == "complete", "the page to load")
 
 
+def follow(d: Driver, link_text: str) -> None:
+    """Click the link with this text and wait for the next page."""
+    old = css(d, "html")
+    link = next(a for a in css_all(d, "a") if a.text.strip() == link_text and a.is_displayed())
+    link.click()
+    wait_for(lambda: _stale(old), f"the page after the link {link_text!r}")
+    wait_for(lambda: d.execute_script("return document.readyState") == "complete", "the page to load")
+
+
 def _stale(element: Any) -> bool:
     try:
         element.tag_name  # noqa: B018

@@ -46,6 +46,23 @@ def test_add_an_expense_and_settle_up_without_javascript(
     nets = run_sql(clean_db, "SELECT net_minor FROM member_balances WHERE group_id = $1", uuid.UUID(gid))
     assert [r["net_minor"] for r in nets] == [0, 0]
 
+    # a recurring expense, its preview by the button, skipped and stopped: forms and buttons only
+    d.get(f"{base}/groups/{gid}/recurring/new")
+    fill(d, "f-description", "Gym")
+    fill(d, "f-amount", "50.00")
+    fill(d, "f-interval", "2")
+    choose(d, "f-every", "Weeks")
+    by_id(d, "f-start_date").send_keys("01062031")  # typed as the en-US date field shows it
+    fill(d, "f-count", "4")
+    submit(d, "Preview the split")
+    assert "owes €25.00" in by_id(d, "preview").text
+    submit(d, "Save recurring expense")
+    assert "Recurring expense saved." in text(d) and "Every 2 weeks from Jan 6, 2031" in text(d), text(d)
+    submit(d, "Skip next")
+    assert "Next: Jan 20, 2031" in text(d) and "4 times, 3 left" in text(d), text(d)
+    submit(d, "Stop")
+    assert "Recurring expense stopped." in text(d)
+
 
 def test_invite_link_and_claim(web_server: Server, clean_db: URL, browsers: Callable[..., Any]) -> None:
     base = web_server.base_url

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL
@@ -20,6 +21,7 @@ from tests.web.pages import (
     css,
     css_all,
     fill,
+    follow,
     group_id,
     set_row,
     sign_up,
@@ -49,7 +51,86 @@ def new_expense(d: Driver, base: str, gid: str, description: str, amount: str) -
     fill(d, "f-amount", amount)
 
 
-def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[..., Driver]) -> None:
+def set_date(d: Driver, element_id: str, value: str) -> None:
+    """A date input's value as YYYY-MM-DD (typing into it depends on the browser's locale)."""
+    d.execute_script("arguments[0].value = arguments[1]", by_id(d, element_id), value)
+
+
+def recurring_rule(d: Driver, base: str, gid: str, db: URL) -> None:
+    """A monthly rent, three times from 31 January 2031: refused first (an end date and a count), then
+    saved; its next one skipped (28 February), then stopped; axe and screenshots on each page."""
+    d.get(f"{base}/groups/{gid}")
+    follow(d, "Recurring")
+    assert "No recurring expenses yet" in text(d)
+    follow(d, "Set up a recurring expense")
+    fill(d, "f-description", "Rent")
+    fill(d, "f-amount", "900.00")
+    wait_for(lambda: "owes $300.00" in by_id(d, "preview").text, "the live preview of the rule's split")
+    set_date(d, "f-start_date", "2031-01-31")
+    set_date(d, "f-end_date", "2031-12-31")
+    fill(d, "f-count", "3")
+    check_page(d, "recurring-form")
+    submit(d, "Save recurring expense")
+    assert "not both" in by_id(d, "f-count-error").text
+    assert by_id(d, "f-count").get_attribute("aria-invalid") == "true"
+    assert int(run_sql(db, "SELECT count(*) AS n FROM recurring_rules")[0]["n"]) == 0
+    set_date(d, "f-end_date", "")
+    submit(d, "Save recurring expense")
+    assert "Recurring expense saved." in text(d)
+    assert "3 times, 3 left" in text(d) and "Next: Jan 31, 2031" in text(d), text(d)
+    check_page(d, "recurring")
+    submit(d, "Skip next")
+    assert "The next one was skipped." in text(d) and "Next: Feb 28, 2031" in text(d), text(d)
+    dark(d)
+    check_page(d, "recurring-dark")
+    dark(d, on=False)
+    submit(d, "Stop")
+    assert "Recurring expense stopped." in text(d) and "Stopped by a member" in text(d)
+    check_page(d, "recurring-stopped")
+    rule = run_sql(db, "SELECT active, next_index, stop_reason FROM recurring_rules WHERE group_id = $1", uuid.UUID(gid))
+    assert [dict(r) for r in rule] == [{"active": False, "next_index": 1, "stop_reason": "stopped"}]
+    d.get(f"{base}/groups/{gid}")
+
+
+def export_and_import_back(d: Driver, base: str, gid: str, db: URL, downloads: Path) -> None:
+    """The group's CSV downloaded from its link, a broken copy refused (each fault listed next to the
+    file field), then the download imported as a new group: the same balances and records."""
+    d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    d.get(f"{base}/groups/{gid}")
+    follow_download = next(a for a in css_all(d, "a") if a.text == "Export as CSV")
+    follow_download.click()
+    path = downloads / f"quits-{gid}.csv"
+    wait_for(lambda: path.exists() and not list(downloads.glob("*.crdownload")), "the CSV download")
+    exported = path.read_text(encoding="utf-8")
+    assert exported.startswith("Date,Description,Category,Cost,Currency,"), exported
+    broken = downloads / "broken.csv"
+    lines = exported.splitlines()
+    broken.write_text("\n".join([lines[0], lines[1].replace(",USD,", ",USD,x", 1), *lines[2:]]) + "\n")
+    d.get(f"{base}/import")
+    by_id(d, "f-file").send_keys(str(broken))
+    fill(d, "f-me", "Alice")
+    fill(d, "f-name", "Lisbon again")
+    submit(d, "Import")
+    assert "must be a decimal number" in by_id(d, "f-file-error").text, text(d)
+    check_page(d, "import-refused")
+    by_id(d, "f-file").send_keys(str(path))
+    submit(d, "Import")
+    assert "Group imported." in text(d), text(d)
+    check_page(d, "group-imported")
+    new = group_id(d)
+    assert new != gid
+
+    def facts(group: str) -> list[Any]:
+        return [dict(r) for r in run_sql(db, """
+            SELECT (SELECT count(*) FROM expenses WHERE group_id = $1 AND voided_at IS NULL) AS expenses,
+                   (SELECT count(*) FROM settlements WHERE group_id = $1 AND voided_at IS NULL) AS payments,
+                   (SELECT array_agg(net_minor ORDER BY net_minor) FROM member_balances WHERE group_id = $1) AS nets
+            """, uuid.UUID(group))]  # fmt: skip
+
+    assert facts(new) == facts(gid)
+
+
+def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[..., Driver], tmp_path: Path) -> None:
     base = web_server.base_url
     alice, carol = browsers(), browsers()
     tag = uuid.uuid4().hex[:6]
@@ -141,6 +222,8 @@ def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[...,
     check_page(alice, "group-dark")  # the dark colours pass axe's contrast checks too
     dark(alice, on=False)
 
+    recurring_rule(alice, base, gid, clean_db)
+
     # an edit conflict in two sessions: Carol saves first, Alice is told and shown the newer version
     dinner = next(a for a in css_all(alice, "ul.expenses a.desc") if a.text == "Dinner").get_attribute("href")
     alice.get(f"{dinner}/edit")
@@ -189,4 +272,6 @@ def test_a_whole_trip(web_server: Server, clean_db: URL, browsers: Callable[...,
     alice.get(f"{base}/groups/{gid}/activity")
     assert "Carol edited an expense" in text(alice) and "You voided a payment" in text(alice)
     check_page(alice, "activity")
+
+    export_and_import_back(alice, base, gid, clean_db, tmp_path)
     assert_ledger_invariants(clean_db)

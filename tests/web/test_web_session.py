@@ -7,10 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL
-from starlette.requests import Request
 
 from tests.dbutil import counts
 from tests.web.test_web_forms import expense, trip
@@ -171,16 +169,3 @@ def test_amounts_in_the_persons_locale(client: TestClient, clean_db: URL, accept
     data = expense(ids, amount=amount, currency=currency, rows={"ann": {}, "bob": {"inc": "on"}})
     assert ann.post(f"/groups/{gid}/expenses", data).status_code == 303
     assert shown in ann.get(f"/groups/{gid}", headers={"Accept-Language": accept}).text
-
-
-def test_links_appear_only_with_their_api_routes() -> None:
-    from app.web.views import optional_links
-
-    app = FastAPI()
-    scope = {"type": "http", "app": app, "method": "GET", "path": "/", "headers": []}
-    assert optional_links(Request(scope), "g") == {}  # type: ignore[arg-type]
-    app.add_api_route("/v1/groups/{group_id}/export", lambda: None, methods=["GET"])
-    app.add_api_route("/v1/groups/{group_id}/recurring", lambda: None, methods=["GET"])
-    links = optional_links(Request(scope), "g")  # type: ignore[arg-type]
-    assert links["export_csv"] == "/groups/g/export?format=csv" and links["recurring"] == "/groups/g/recurring"
-    assert "import" not in links

@@ -71,6 +71,18 @@ def plan_import(body: bytes, media_type: str, options: ImportOptions) -> ImportP
     )
 
 
+def prepare(
+    body: bytes, media_type: str, options: ImportOptions, *, claim: Claim
+) -> tuple[uuid.UUID, bytes, bytearray]:
+    """The file → the new group's id, the response and the command (run it in a worker thread: pure, and
+    the plan's records are gone once the command holds them). The API's import and the web's call this."""
+    plan = plan_import(body, media_type, options)
+    caller = options.caller
+    member = groups.MemberRecord(user_id=caller.id, name=caller.name, email=caller.email, guest=False)
+    rendered = orjson.dumps(render(plan, member))
+    return plan.group.id, rendered, command(plan, claim, rendered)
+
+
 def render(plan: ImportPlan, caller_member: groups.MemberRecord) -> dict[str, Any]:
     """The response: the new group with its members, and what the import did."""
     members = [caller_member] + [
