@@ -123,10 +123,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.passwords.warm()
     await health.log_schema(app.state.engine, app.state.migrations)
     tasks = _housekeeping(app)
-    revocations = RevocationListener(
-        url=urls.service, cache=app.state.token_cache, connect_timeout_s=settings.db_connect_timeout_s
-    )
-    revocations.start()
+    revocations = None
+    if urls.listen is not None:  # None: through a transaction pooler with no direct URL (app.infra.db)
+        revocations = RevocationListener(
+            url=urls.listen, cache=app.state.token_cache, connect_timeout_s=settings.db_connect_timeout_s
+        )
+        revocations.start()
     app.state.scheduler = Scheduler(
         engine=app.state.engine, pool=app.state.write_pool, settings=settings, gate=app.state.group_gate
     )
@@ -145,7 +147,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-        await revocations.stop()
+        if revocations is not None:
+            await revocations.stop()
         await app.state.write_pool.close()
         await app.state.engine.dispose()
         if embedded:

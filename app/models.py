@@ -19,9 +19,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -72,16 +74,19 @@ class User(Base):
 
 
 class Invite(Base):
-    """A single-use code (stored as its SHA-256) that lets a guest's person claim their place."""
+    """A single-use code (stored as its SHA-256) that lets a guest's person claim their place. Keyed by
+    (group_id, code_hash) like every group's row (migration d1a3c5e7f012); a claim, which has only the code,
+    finds it by ix_invites_code_hash (32 random bytes: unique without a constraint)."""
 
     __tablename__ = "invites"
-    code_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False, index=True)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     created_at: Mapped[datetime] = _now()
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (PrimaryKeyConstraint("group_id", "code_hash"),)
 
 
 class ApiToken(Base):
@@ -151,9 +156,11 @@ class Balance(Base):
     )
 
 
+# Every key of a group's rows includes group_id, the distribution column of the way to Citus
+# (docs/scaling.md; migration d1a3c5e7f012; tests/schema/test_citus_ready.py).
 class Expense(Base):
     __tablename__ = "expenses"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     description: Mapped[str] = mapped_column(String(500), nullable=False)
     # As entered: the amount in the expense's currency, and the rate to the group's (null when equal).
@@ -179,12 +186,19 @@ class Expense(Base):
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # An occurrence of a recurring rule: the rule and the occurrence's date as scheduled (`date` may be
     # edited later; occurrence_date never is). Each (rule, date) is at most one expense.
-    recurring_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("recurring_rules.id"), nullable=True)
+    recurring_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     occurrence_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     __table_args__ = (
+        PrimaryKeyConstraint("group_id", "id"),
+        ForeignKeyConstraint(
+            ["group_id", "recurring_id"],
+            ["recurring_rules.group_id", "recurring_rules.id"],
+            name="fk_expenses_recurring_rule",
+        ),
         Index("ix_expenses_group_id_created_at_id", "group_id", "created_at", "id"),
         Index(
-            "uq_expenses_recurring_id_occurrence_date",
+            "uq_expenses_group_id_recurring_id_occurrence_date",
+            "group_id",
             "recurring_id",
             "occurrence_date",
             unique=True,
@@ -203,7 +217,7 @@ class RecurringRule(Base):
     stopped rule stays, inactive, with its reason."""
 
     __tablename__ = "recurring_rules"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     template: Mapped[dict[str, object]] = mapped_column(JSONB, nullable=False)
     every: Mapped[str] = mapped_column(String(5), nullable=False)
@@ -224,6 +238,7 @@ class RecurringRule(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (
+        PrimaryKeyConstraint("group_id", "id"),
         CheckConstraint(
             "every IN ('day', 'week', 'month', 'year') AND repeat_interval BETWEEN 1 AND 366"
             " AND (count IS NULL OR count BETWEEN 1 AND 10000) AND (count IS NULL OR end_date IS NULL)"
@@ -242,7 +257,7 @@ class RecurringRule(Base):
 
 class Settlement(Base):
     __tablename__ = "settlements"
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id"), nullable=False)
     from_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     to_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
@@ -253,6 +268,7 @@ class Settlement(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (
+        PrimaryKeyConstraint("group_id", "id"),
         CheckConstraint("from_user_id <> to_user_id", name="distinct_parties"),
         Index("ix_settlements_group_id_created_at_id", "group_id", "created_at", "id"),
     )
@@ -266,8 +282,8 @@ class LedgerEntry(Base):
     app.verify` reports any entry whose group, user, expense or settlement is missing."""
 
     __tablename__ = "ledger_entries"
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False, unique=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     posting_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     group_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
@@ -284,7 +300,8 @@ class LedgerEntry(Base):
     __table_args__ = (
         # The rule (one of expense or settlement cited, matching the kind) is app/sql/quits_entry_refs_ok.sql.
         CheckConstraint("quits_entry_refs_ok(kind, expense_id, expense_version, settlement_id)", name="kind_refs"),
-        Index("ix_ledger_entries_group_id_seq", "group_id", "seq"),
+        PrimaryKeyConstraint("group_id", "seq"),
+        UniqueConstraint("group_id", "id"),
         Index("ix_ledger_entries_expense_id_expense_version", "expense_id", "expense_version"),
     )
 

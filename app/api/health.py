@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from app.api import problems
 from app.api.deps import EngineDep, SettingsDep
 from app.api.jsonbody import StrictJsonRoute
-from app.domain.schemas import Health
+from app.domain.schemas import Health, Readiness
 from app.infra.config import PROJECT_ROOT
 from app.infra.logs import note_error
 
@@ -104,7 +104,27 @@ async def health(engine: EngineDep, settings: SettingsDep) -> JSONResponse:
     return _not_ready(_DEGRADED)
 
 
-@router.get("/health/ready", include_in_schema=False)  # described in the document's Operations section
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": (
+                "Not ready, with `Retry-After`: a pool or the database did not answer within 2 s (`\"database\": "
+                '"unavailable"`, `"migrations": "unknown"`), or the schema is behind this code (`"migrations": '
+                '"pending"`) or at a revision it does not know (`"unknown"`), with `"revision"` and `"head"`.'
+            ),
+        }
+    },
+    summary="Readiness, for load balancers: both connection pools and the schema's migration",
+    description=(
+        'Always public. 200 `{"status": "ok", "database": "ok", "migrations": "ok"}` only when both connection pools '
+        "(the engine of reads and multi-statement writes, and the pool of the one-statement writes) answer within "
+        "2 seconds (`HEALTH_TIMEOUT_S`) and the schema is at the head of this code's migrations; otherwise 503 in the "
+        "same shape (never a 500)."
+    ),
+)
 async def health_ready(request: Request, settings: SettingsDep) -> JSONResponse:
     """200 `{"status": "ok", "database": "ok", "migrations": "ok"}` when both pools answer and the schema is
     at the head; else 503 (with Retry-After) saying which check failed, in the same shape."""

@@ -110,6 +110,9 @@ def _error_codes(path: str, method: str, op: dict[str, Any]) -> set[str]:
     return codes
 
 
+HEALTH_PATHS = ("/health", "/health/ready")
+
+
 def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
     responses: dict[str, Any] = op.setdefault("responses", {})
     for code in _error_codes(path, method, op):
@@ -119,15 +122,17 @@ def _document_responses(path: str, method: str, op: dict[str, Any]) -> None:
             response["description"] = SUCCESS_DESCRIPTIONS[code]
     specific = OPERATION_ERRORS.get(op.get("operationId", ""), {})
     for code, response in responses.items():
-        if not code.startswith(("4", "5")) or (path == "/health" and code == "503"):
+        if not code.startswith(("4", "5")):
+            continue
+        if code in ("429", "503"):
+            response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
+        if path in HEALTH_PATHS and code == "503":  # their own bodies, not problems
             continue
         response["description"] = specific.get(code) or ERROR_DESCRIPTIONS.get(code) or response["description"]
         # Error bodies are always problem details; FastAPI's HTTPValidationError never is what we send.
         response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
         if code == "401":
             response.setdefault("headers", {})["WWW-Authenticate"] = WWW_AUTHENTICATE_HEADER
-        if code in ("429", "503"):
-            response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
     if any(p["name"] == IDEMPOTENCY_HEADER for p in op.get("parameters", [])):
         for code, response in responses.items():
             if code.startswith("2"):

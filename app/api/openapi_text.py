@@ -216,6 +216,7 @@ OPERATION_ERRORS: dict[str, dict[str, str]] = {
     **ACCOUNT_ERRORS,
     **RECURRING_ERRORS,
     **TRANSFER_ERRORS,
+    "get_metrics": {"404": "`not-found`: metrics are off (`METRICS=false`)"},
     "post_user": {
         "409": "`email-taken`: a user with this email (compared case-insensitively) already exists",
         "422": (

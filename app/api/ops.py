@@ -34,7 +34,16 @@ METRICS_DESCRIPTION = (
 )
 
 
-@router.get("/metrics", include_in_schema=False)  # described in the document's Operations section
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "The metrics.", "content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
+        404: {"description": "metrics are off"},  # worded in app.api.openapi_text.OPERATION_ERRORS
+    },
+    summary="Prometheus metrics, added up over every worker of this server",
+    description=METRICS_DESCRIPTION,
+)
 async def get_metrics(request: Request) -> Response:
     state = request.app.state
     recorder = state.metrics

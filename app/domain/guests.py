@@ -124,7 +124,8 @@ async def claim(
             row = (await conn.execute(_CLAIM_USER, params)).one()
         except IntegrityError:  # another claim took the email meanwhile
             raise DomainError("email-taken", "a user with this email already exists") from None
-        await conn.execute(text("UPDATE invites SET used_at = now() WHERE code_hash = :h"), {"h": _hash(code)})
+        used = text("UPDATE invites SET used_at = now() WHERE group_id = :g AND code_hash = :h")
+        await conn.execute(used, {"g": taken.group_id, "h": _hash(code)})
         await conn.execute(
             text(
                 "INSERT INTO activity (group_id, id, type, actor_id, user_id)"

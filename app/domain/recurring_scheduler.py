@@ -49,7 +49,7 @@ from app.ledger.commands import Claim, Command, Rejected
 
 logger = logging.getLogger("quits.recurring")
 
-OCCURRENCE_KEY = "uq_expenses_recurring_id_occurrence_date"
+OCCURRENCE_KEY = "uq_expenses_group_id_recurring_id_occurrence_date"
 # Why an occurrence cannot be made → the rule's stop_reason.
 STOP_REASONS = {
     commands.NOT_A_MEMBER: "member-left",
@@ -64,13 +64,13 @@ _CLAIM = text(
     f"""
     UPDATE recurring_rules r SET claimed_until = now() + make_interval(secs => :lease_s)
     FROM (
-        SELECT id FROM recurring_rules
+        SELECT group_id, id FROM recurring_rules
         WHERE active AND next_date <= :today AND (claimed_until IS NULL OR claimed_until < now())
         ORDER BY next_date, id
         LIMIT :batch
         FOR UPDATE SKIP LOCKED
     ) due, groups g
-    WHERE r.id = due.id AND g.id = r.group_id
+    WHERE r.group_id = due.group_id AND r.id = due.id AND g.id = r.group_id
     RETURNING {", ".join(f"r.{c.strip()}" for c in COLUMNS.split(","))}, g.currency AS group_currency
     """
 )

@@ -320,3 +320,11 @@ class Page(BaseModel, Generic[T]):
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unavailable"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unavailable"]
+    migrations: Literal["ok", "pending", "unknown"]
+    revision: str | None = Field(default=None, description="The schema's revision (when not at the head).")
+    head: str | None = Field(default=None, description="The head of this code's migrations (when not ready).")

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     idle_in_transaction_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
     # The name the service's sessions carry in pg_stat_activity (PostgreSQL allows 63 characters).
     db_application_name: str = Field(default="quits", min_length=1, max_length=63, pattern=r"^[ -~]+$")
+    # DATABASE_URL goes through a transaction-mode pooler (PgBouncer pool_mode=transaction; docs/scaling.md):
+    # no prepared statement outlives its transaction, nothing but application_name is sent at connect, and
+    # the settings above are set per transaction (SET LOCAL). LISTEN needs a session of its own: the token
+    # revocation listener connects to database_direct_url (the same database, not through the pooler);
+    # without it, no worker listens and tokens are cached at most token_cache_ttl_ms.
+    db_transaction_pooler: bool = False
+    database_direct_url: str | None = None
 
     # Retries of serialization failures, deadlocks and lock timeouts.
     retry_max_attempts: int = Field(default=5, ge=1, le=20)

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -109,6 +109,7 @@ class Urls:
     service: URL
     migrations: URL
     embedded_admin: URL | None  # the embedded server's superuser, which prepares the roles; None if external
+    listen: URL | None  # a session connection for LISTEN (not through a transaction pooler); None: no listener
 
     @property
     def embedded(self) -> bool:
@@ -121,11 +122,26 @@ def resolve_urls(settings: Settings) -> Urls:
     if settings.database_url:
         service = normalise_url(settings.database_url)
         migrations = normalise_url(settings.migration_database_url) if settings.migration_database_url else service
-        return Urls(service=service, migrations=migrations, embedded_admin=None)
+        return Urls(service=service, migrations=migrations, embedded_admin=None, listen=_listen_url(settings, service))
     if settings.migration_database_url:
         logger.warning("MIGRATION_DATABASE_URL is ignored without DATABASE_URL: using the embedded server")
     admin = embedded_socket_url(settings.embedded_data_dir, settings.embedded_database)
-    return Urls(service=role_url(admin, APP_ROLE), migrations=role_url(admin, OWNER_ROLE), embedded_admin=admin)
+    service = role_url(admin, APP_ROLE)
+    return Urls(service=service, migrations=role_url(admin, OWNER_ROLE), embedded_admin=admin, listen=service)
+
+
+def _listen_url(settings: Settings, service: URL) -> URL | None:
+    """DATABASE_DIRECT_URL; else DATABASE_URL itself, unless that is a transaction pooler (LISTEN would be
+    heard by whichever server connection the pooler lent, then lost)."""
+    if settings.database_direct_url:
+        return normalise_url(settings.database_direct_url)
+    if settings.db_transaction_pooler:
+        logger.warning(
+            "DB_TRANSACTION_POOLER without DATABASE_DIRECT_URL: no worker listens for token revocations, so"
+            " tokens are cached at most TOKEN_CACHE_TTL_MS (docs/scaling.md)"
+        )
+        return None
+    return service
 
 
 def warn_if_single_role(settings: Settings) -> None:
@@ -147,14 +163,30 @@ async def prepare_embedded(urls: Urls, settings: Settings) -> None:
         )
 
 
-def _server_settings(settings: Settings) -> dict[str, str]:
+def _session_settings(settings: Settings) -> dict[str, str]:
     return {
         "statement_timeout": str(settings.statement_timeout_ms),
         "lock_timeout": str(settings.lock_timeout_ms),
         "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
-        "application_name": settings.db_application_name,
         "jit": "off",
     }
+
+
+def _server_settings(settings: Settings) -> dict[str, str]:
+    """Sent at connect (startup parameters). A transaction pooler keeps none of them for the session it
+    lends (PgBouncer 1.18 refuses them outright): only application_name, and the rest per transaction."""
+    if settings.db_transaction_pooler:
+        return {"application_name": settings.db_application_name}
+    return {**_session_settings(settings), "application_name": settings.db_application_name}
+
+
+def local_settings_sql(settings: Settings, *, write: bool) -> str:
+    """Through a transaction pooler: one statement that gives the current transaction the settings a direct
+    connection gets at connect (set_config(..., true) is SET LOCAL). The values are our own numbers and
+    words from Settings, never client input."""
+    values = _write_session_settings(settings) if write else _session_settings(settings)
+    values.pop("application_name", None)
+    return "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in values.items())
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -167,7 +199,13 @@ def _write_session_settings(settings: Settings) -> dict[str, str]:
     Custom plans would re-plan every statement of every call, and on small tables the planner picks
     sequential scans; both cost more CPU than the index probe they replace (bench/README.md,
     "Database CPU per write")."""
-    return {**_server_settings(settings), "plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+    return {**_session_settings(settings), "plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+
+
+def _write_server_settings(settings: Settings) -> dict[str, str]:
+    if settings.db_transaction_pooler:
+        return _server_settings(settings)
+    return {**_write_session_settings(settings), "application_name": settings.db_application_name}
 
 
 async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
@@ -177,7 +215,10 @@ async def make_write_pool(url: URL, settings: Settings) -> asyncpg.Pool:
         min_size=0,  # the service starts (and /health answers 503) while the database is down
         max_size=settings.db_write_pool_size,
         reset=_keep_session,
-        server_settings=_write_session_settings(settings),
+        server_settings=_write_server_settings(settings),
+        # Through a transaction pooler, a named statement would stay on a server connection that the next
+        # transaction may not get: 0 makes every statement unnamed, parsed and run in one exchange.
+        statement_cache_size=0 if settings.db_transaction_pooler else 100,
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.statement_timeout_ms / 1000 + 5,
     )
@@ -199,11 +240,23 @@ def _drop_closed_connections(engine: AsyncEngine) -> None:
 def make_engine(url: URL, settings: Settings) -> AsyncEngine:
     engine = _create_engine(url, settings)
     _drop_closed_connections(engine)
+    if settings.db_transaction_pooler:
+        _settings_per_transaction(engine, settings)
     return engine
+
+
+def _settings_per_transaction(engine: AsyncEngine, settings: Settings) -> None:
+    """Through a transaction pooler, every transaction starts by setting what a direct session gets at connect."""
+    sql = local_settings_sql(settings, write=False)
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(sql)
 
 
 def _create_engine(url: URL, settings: Settings) -> AsyncEngine:
     server_settings = _server_settings(settings)
+    pooled = settings.db_transaction_pooler
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
@@ -212,6 +265,8 @@ def _create_engine(url: URL, settings: Settings) -> AsyncEngine:
         pool_pre_ping=False,
         connect_args={
             "server_settings": server_settings,
+            # Through a transaction pooler: unnamed statements only (asyncpg's cache and SQLAlchemy's own).
+            **({"statement_cache_size": 0, "prepared_statement_cache_size": 0} if pooled else {}),
             "timeout": settings.db_connect_timeout_s,
             "command_timeout": settings.statement_timeout_ms / 1000 + 5,
         },

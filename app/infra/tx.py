@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.core.errors import DomainError
 from app.infra import metrics
 from app.infra.config import Settings
+from app.infra.db import local_settings_sql
 
 logger = logging.getLogger("quits.tx")
 
@@ -132,8 +133,15 @@ async def run_statement(
     (used for the one-statement writes), or work opens `conn.transaction()` itself. Retried as above.
     Waiting for a free connection is bounded by db_pool_timeout_s (TimeoutError: a 503 at the edge)."""
 
+    pooled_settings = local_settings_sql(settings, write=True) if settings.db_transaction_pooler else None
+
     async def attempt() -> T:
         async with pool.acquire(timeout=settings.db_pool_timeout_s) as conn:
-            return await work(conn)
+            if pooled_settings is None:
+                return await work(conn)
+            # Through a transaction pooler the session's settings are not ours: set them for this transaction.
+            async with conn.transaction():
+                await conn.execute(pooled_settings)
+                return await work(conn)
 
     return await with_retries(settings, attempt)

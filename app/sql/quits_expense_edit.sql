@@ -48,7 +48,7 @@ BEGIN
         paid_by = v_new.paid_by, payers = v_new.payers, split_type = v_new.split_type, shares = v_new.shares,
         date = v_new.date, category = v_new.category, notes = v_new.notes, version = v_new.version,
         updated_by = v_new.updated_by, updated_at = v_new.updated_at
-    WHERE id = v_old.id;
+    WHERE group_id = p_group AND id = v_old.id;
     PERFORM quits_post(p_group, p_cmd->'entries', 'expense', v_new.id, v_new.version, NULL, 0);
     INSERT INTO activity (group_id, id, type, actor_id, created_at, expense_id)
     VALUES (p_group, quits_uuid7(), 'expense.updated', v_caller, v_new.updated_at, v_new.id);

@@ -35,7 +35,7 @@ BEGIN
     END IF;
     PERFORM quits_reverse_expense(p_group, v_old.id, v_old.version);
     -- updated_by and updated_at stay those of the version: the activity says who voided it, and when.
-    UPDATE expenses SET voided_at = v_voided_at WHERE id = v_old.id;
+    UPDATE expenses SET voided_at = v_voided_at WHERE group_id = p_group AND id = v_old.id;
     INSERT INTO activity (group_id, id, type, actor_id, created_at, expense_id)
     VALUES (p_group, quits_uuid7(), 'expense.voided', v_caller, v_voided_at, v_old.id);
 END

@@ -5,7 +5,7 @@
 -- occurrence. p_occ: {"expected_version": int, "next_date": date | null (null: that was the last)}.
 -- A last occurrence stops the rule (reason "finished", recorded in the activity just after the
 -- expense's own entry). The unique index
--- uq_expenses_recurring_id_occurrence_date stays the final guard of one expense per (rule, date).
+-- uq_expenses_group_id_recurring_id_occurrence_date stays the final guard of one expense per (rule, date).
 CREATE OR REPLACE FUNCTION quits_recurring_advance(p_group uuid, p_expense expenses, p_occ jsonb) RETURNS void
 LANGUAGE plpgsql
 AS $$
@@ -29,7 +29,7 @@ BEGIN
         stop_reason = CASE WHEN v_next IS NULL THEN 'finished' END,
         stopped_at = CASE WHEN v_next IS NULL THEN p_expense.created_at END,
         version = version + 1, claimed_until = NULL
-    WHERE id = v_rule.id;
+    WHERE group_id = p_group AND id = v_rule.id;
     IF v_next IS NULL THEN
         INSERT INTO activity (group_id, id, type, actor_id, created_at, detail)
         VALUES (p_group, quits_uuid7(), 'recurring.stopped', p_expense.created_by,

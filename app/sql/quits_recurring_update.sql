@@ -50,7 +50,7 @@ BEGIN
         active = v_new.active, stop_reason = v_new.stop_reason, stopped_at = v_new.stopped_at,
         version = v_new.version, updated_by = v_new.updated_by, updated_at = v_new.updated_at,
         claimed_until = NULL
-    WHERE id = v_old.id;
+    WHERE group_id = p_group AND id = v_old.id;
     INSERT INTO activity (group_id, id, type, actor_id, created_at, detail)
     SELECT p_group, quits_uuid7(), a->>'type', v_caller,
            (p_cmd->>'at')::timestamptz + (t.n - 1) * interval '1 microsecond', a->'detail'

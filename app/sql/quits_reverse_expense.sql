@@ -9,7 +9,8 @@ DECLARE
 BEGIN
     SELECT jsonb_agg(jsonb_build_array(l.user_id, -l.amount_minor) ORDER BY l.seq) INTO v_entries
     FROM ledger_entries l
-    WHERE l.expense_id = p_expense_id AND l.expense_version = p_version AND l.kind = 'expense';
+    WHERE l.group_id = p_group AND l.expense_id = p_expense_id AND l.expense_version = p_version
+      AND l.kind = 'expense';
     IF v_entries IS NULL THEN
         RAISE EXCEPTION 'expense % version % has no entries', p_expense_id, p_version USING ERRCODE = 'QUL00';
     END IF;

@@ -46,7 +46,7 @@ BEGIN
                                    jsonb_build_array(v_s.to_user_id, v_s.amount_minor)),
         'reversal', NULL, NULL, v_s.id, 0
     );
-    UPDATE settlements SET voided_at = v_voided_at WHERE id = v_s.id;
+    UPDATE settlements SET voided_at = v_voided_at WHERE group_id = p_group AND id = v_s.id;
     INSERT INTO activity (group_id, id, type, actor_id, created_at, settlement_id)
     VALUES (p_group, quits_uuid7(), 'settlement.voided', v_caller, v_voided_at, v_s.id);
 END

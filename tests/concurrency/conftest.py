@@ -12,6 +12,11 @@ deadlock counter for the test database must not have moved.
 
 The suite uses a database of its own (quits_test_concurrency on the embedded server, or
 TEST_DATABASE_URL when set), so it never races another suite's per-test TRUNCATE.
+
+With QUITS_TEST_VIA_PGBOUNCER=1 (tests/pooler/test_pgbouncer.py runs the suite so), every server the
+suite starts reaches PostgreSQL through a PgBouncer in transaction mode that the suite starts itself
+(tests/pgbouncer.py), with DB_TRANSACTION_POOLER=true and the revocation listener on the direct URL; the
+suite then uses a database of its own (quits_test_pgbouncer, or TEST_DATABASE_URL's name + _pgbouncer).
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ import pytest
 from sqlalchemy.engine import URL
 
 from app.infra.db import embedded_socket_url, ensure_database, normalise_url
+from tests import pgbouncer
 from tests.concurrency.helpers import Live, Server, log_problems
-from tests.dbutil import app_url, owner_url, prepare_test_database, run_sql
+from tests.dbutil import app_url, dsn, owner_url, prepare_test_database, run_sql
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONCURRENCY_DATABASE = "quits_test_concurrency"
 STARTUP_TIMEOUT_S = 30.0
+VIA_PGBOUNCER = os.environ.get("QUITS_TEST_VIA_PGBOUNCER") == "1"
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +54,42 @@ def db_url() -> URL:
     explicit = os.environ.get("TEST_DATABASE_URL")
     if explicit:
         url = normalise_url(explicit)
+        if VIA_PGBOUNCER:
+            url = url.set(database=f"{url.database}_pgbouncer")
+            asyncio.run(ensure_database(url))
     else:
-        url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", CONCURRENCY_DATABASE)
+        name = "quits_test_pgbouncer" if VIA_PGBOUNCER else CONCURRENCY_DATABASE
+        url = embedded_socket_url(PROJECT_ROOT / ".data" / "postgres", name)
         asyncio.run(ensure_database(url))
     prepare_test_database(url)
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def via_pgbouncer(db_url: URL) -> Iterator[pgbouncer.Bouncer | None]:
+    """With QUITS_TEST_VIA_PGBOUNCER=1, a PgBouncer in transaction mode in front of the suite's server."""
+    if not VIA_PGBOUNCER:
+        yield None
+        return
+    if not pgbouncer.available():
+        pytest.fail(f"QUITS_TEST_VIA_PGBOUNCER=1 but there is no {pgbouncer.PGBOUNCER} (apt-get install pgbouncer)")
+    with pgbouncer.running(db_url) as bouncer:
+        # Kept in tests.pgbouncer, one module for everyone: test modules that import this conftest by its
+        # package name (test_recurring_workers: launch) get a second copy of it, with globals of its own.
+        pgbouncer.current = bouncer
+        try:
+            yield bouncer
+        finally:
+            pgbouncer.current = None
+
+
+def service_env(db_url: URL) -> dict[str, str]:
+    """The service's database settings: direct, or through the suite's PgBouncer (transaction mode)."""
+    app, bouncer = app_url(db_url), pgbouncer.current
+    assert bouncer is not None or not VIA_PGBOUNCER, "QUITS_TEST_VIA_PGBOUNCER=1 but no PgBouncer is running"
+    if bouncer is None:
+        return {"DATABASE_URL": dsn(app)}
+    return {"DATABASE_URL": dsn(bouncer.url(app)), "DB_TRANSACTION_POOLER": "true", "DATABASE_DIRECT_URL": dsn(app)}
 
 
 def _free_port() -> int:
@@ -85,7 +123,7 @@ def launch(db_url: URL, extra_env: dict[str, str] | None = None) -> Iterator[Ser
     os.close(log_fd)
     env = {
         **os.environ,
-        "DATABASE_URL": app_url(db_url).render_as_string(hide_password=False),
+        **service_env(db_url),
         "MIGRATION_DATABASE_URL": owner_url(db_url).render_as_string(hide_password=False),
         "MIGRATE_ON_STARTUP": "false",
         "ENABLE_TEST_HOOKS": "true",

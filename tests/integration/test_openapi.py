@@ -104,8 +104,8 @@ def test_every_error_response_is_problem_json(spec: dict[str, Any]) -> None:
         errors = {code: r for code, r in responses.items() if code[0] in "45"}
         assert errors, f"{method.upper()} {path} documents no error responses"
         for code, response in errors.items():
-            if path == "/health" and code == "503":
-                assert response["content"]["application/json"]["schema"]["$ref"].endswith("/Health")
+            if path in ("/health", "/health/ready") and code == "503":
+                assert response["content"]["application/json"]["schema"]["$ref"].endswith(("/Health", "/Readiness"))
                 continue
             assert list(response["content"]) == ["application/problem+json"], (method, path, code)
             assert response["content"]["application/problem+json"]["schema"] == {"$ref": PROBLEM_REF}
@@ -228,8 +228,8 @@ def test_operation_ids_are_unique_handler_names(spec: dict[str, Any]) -> None:
     # 17 of contract v1; v2 adds activity, members, expense versions, GET and DELETE of a settlement (5),
     # sessions, password change, token list, create and revoke (5), and a guest's invite and claim (2);
     # recurring rules (#16) add create, list, get, edit, stop and skip (6); #14 a group's export and the
-    # import (2).
-    assert len(ids) == len(set(ids)) == 37
+    # import (2); #13 readiness and metrics (2).
+    assert len(ids) == len(set(ids)) == 39
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
 
 
@@ -251,6 +251,18 @@ def test_account_operations_are_documented(spec: dict[str, Any]) -> None:
     info = spec["info"]["description"]
     for decision in ("Argon2id", "within 500 ms", "at most once a minute", "invalid-credentials"):
         assert decision in info, decision
+
+
+def test_readiness_and_metrics_are_operations(spec: dict[str, Any]) -> None:
+    ready, metrics = spec["paths"]["/health/ready"]["get"], spec["paths"]["/metrics"]["get"]
+    assert (ready["operationId"], metrics["operationId"]) == ("health_ready", "get_metrics")
+    assert ready["security"] == metrics["security"] == []  # public: restricted at the proxy
+    for code in ("200", "503"):
+        schema = resolve(spec, ready["responses"][code]["content"]["application/json"]["schema"])
+        assert set(schema["properties"]) == {"status", "database", "migrations", "revision", "head"}
+    assert "Retry-After" in ready["responses"]["503"]["headers"]
+    assert [t.split(";")[0] for t in metrics["responses"]["200"]["content"]] == ["text/plain"]
+    assert "METRICS=false" in metrics["responses"]["404"]["description"]
 
 
 def test_export_and_import_are_documented(spec: dict[str, Any]) -> None:
