@@ -56,6 +56,7 @@ from app.infra.db import (
 from app.infra.gate import GroupGate, Slots
 from app.infra.logs import configure_logging
 from app.infra.passwords import Passwords
+from app.infra.process import tune_malloc
 from app.infra.testhooks import WorkerHeader
 from app.web import install as install_web
 from app.web import transfer_pages
@@ -112,6 +113,8 @@ def _housekeeping(app: FastAPI) -> list[asyncio.Task[None]]:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    tune_malloc(trim_threshold_mib=settings.malloc_trim_threshold_mib,
+                mmap_threshold_mib=settings.malloc_mmap_threshold_mib)  # fmt: skip
     urls = await _database(settings)
     embedded = urls.embedded
     app.state.metrics = metrics.setup(settings)

@@ -125,3 +125,35 @@ def format_amount(minor: int, decimals: int) -> str:
     if decimals == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{fraction:0{decimals}d}"
+
+
+AMOUNT_TEXTS_MAX = 4096
+"""The most texts one currency's memo (AmountTexts) keeps; it starts again empty when full."""
+
+
+class AmountTexts(dict[int, str]):
+    """format_amount(minor, decimals) for one `decimals`, memoized: an export's amounts repeat (the prices,
+    an equal split's parts), so most of its millions of amounts are one dict lookup: `texts[minor]`."""
+
+    def __init__(self, decimals: int) -> None:
+        super().__init__()
+        _check_decimals(decimals)
+        self.decimals = decimals
+
+    def __missing__(self, minor: int) -> str:
+        if len(self) >= AMOUNT_TEXTS_MAX:
+            self.clear()
+        text = self[minor] = format_amount(minor, self.decimals)
+        return text
+
+
+_AMOUNT_TEXTS = tuple(AmountTexts(d) for d in range(_MAX_DECIMALS + 1))
+_AMOUNT_TEXTS_BY_CODE: dict[str, AmountTexts] = {}  # the active codes asked for so far
+
+
+def amount_texts(code: str) -> AmountTexts:
+    """The memoized wire texts of amounts in currency `code` (one memo per decimals, shared by the process)."""
+    texts = _AMOUNT_TEXTS_BY_CODE.get(code) if type(code) is str else None
+    if texts is None:
+        texts = _AMOUNT_TEXTS_BY_CODE[code] = _AMOUNT_TEXTS[currency_decimals(code)]
+    return texts

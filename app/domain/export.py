@@ -31,9 +31,9 @@ import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.money import currency_decimals, format_amount
+from app.core.money import amount_texts
 from app.core.records import rfc3339
-from app.domain import groups, settlements
+from app.domain import groups
 from app.domain.expenses import ExpenseRecord
 from app.domain.settlements import SettlementRecord
 from app.infra.config import Settings
@@ -41,19 +41,37 @@ from app.infra.config import Settings
 FORMAT, VERSION = "quits", 1
 _START = (dt.datetime(1, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0))
 _EXPENSES = """
-SELECT id, group_id, description, currency, amount_minor, exchange_rate, group_currency, group_amount_minor,
-       payers::text, split_type, shares::text, date, category, notes, version, created_by, created_at, updated_by,
-       updated_at, voided_at, recurring_id, occurrence_date
-FROM expenses WHERE group_id = $1 AND (created_at, id) > ($2, $3) {voided}
-ORDER BY created_at, id LIMIT $4
+SELECT e.id::text AS id, e.group_id::text, e.description, e.currency, e.amount_minor, e.exchange_rate,
+       e.group_currency, e.group_amount_minor, e.payers::text, e.split_type, e.shares::text, e.date, e.category,
+       e.notes, e.version, e.created_by::text, e.created_at, e.updated_by::text, e.updated_at, e.voided_at,
+       e.recurring_id::text, e.occurrence_date
+FROM expenses e WHERE e.group_id = $1 AND (e.created_at, e.id) > ($2, $3::uuid)
+ORDER BY e.created_at, e.id LIMIT $4
 """
 _SETTLEMENTS = """
-SELECT id, group_id, from_user_id, to_user_id, amount_minor, currency, note, created_by, created_at, voided_at
-FROM settlements WHERE group_id = $1 AND (created_at, id) > ($2, $3) {voided}
+SELECT s.id::text AS id, s.group_id::text, s.from_user_id::text, s.to_user_id::text, s.amount_minor, s.currency,
+       s.note, s.created_by::text, s.created_at, s.voided_at
+FROM settlements s WHERE s.group_id = $1 AND (s.created_at, s.id) > ($2, $3::uuid)
+ORDER BY s.created_at, s.id LIMIT $4
+"""
+_SHEET_ROWS = """
+(SELECT created_at, id, date, description, category, group_amount_minor AS cost_minor, payers::text AS paid,
+        shares::text AS owed, NULL::text AS from_user_id, NULL::text AS to_user_id
+ FROM expenses WHERE group_id = $1 AND voided_at IS NULL AND (created_at, id) > ($2, $3)
+ ORDER BY created_at, id LIMIT $4)
+UNION ALL
+(SELECT created_at, id, (created_at AT TIME ZONE 'UTC')::date, NULL, NULL, amount_minor, NULL, NULL,
+        from_user_id::text, to_user_id::text
+ FROM settlements WHERE group_id = $1 AND voided_at IS NULL AND (created_at, id) > ($2, $3)
+ ORDER BY created_at, id LIMIT $4)
 ORDER BY created_at, id LIMIT $4
 """
+"""The CSV's rows: expenses and settlements that are not voided, interleaved by (created_at, id), in one
+shape: an expense's parts, or a settlement's two people. Each table's next rows come by its (group_id,
+created_at, id) index (a LIMIT in each branch: the planner would rather sort a whole group's rows than
+merge two index scans); the first $4 of the two make the batch."""
 _VERSIONS = """
-SELECT expense_id, doc::text FROM expense_versions WHERE group_id = $1 AND expense_id = ANY($2::uuid[])
+SELECT expense_id::text, doc::text FROM expense_versions WHERE group_id = $1 AND expense_id = ANY($2::uuid[])
 ORDER BY expense_id, version
 """
 _MEMBERS = """
@@ -63,6 +81,8 @@ WHERE m.group_id = $1 ORDER BY u.id
 _CITED = "SELECT DISTINCT user_id FROM ledger_entries WHERE group_id = $1"
 _PEOPLE = "SELECT id AS user_id, name, NULL::text AS email, guest FROM users WHERE id = ANY($1::uuid[]) ORDER BY id"
 _GROUP = "SELECT id, name, currency, created_by, created_at FROM groups WHERE id = $1"
+_Z = orjson.OPT_UTC_Z
+"""orjson renders a UTC datetime as app.core.records.rfc3339 does, and a date as isoformat()."""
 
 
 def record_of(r: Sequence[Any]) -> ExpenseRecord:
@@ -70,44 +90,58 @@ def record_of(r: Sequence[Any]) -> ExpenseRecord:
     def pairs(text: str) -> tuple[tuple[uuid.UUID, int], ...]:
         return tuple((uuid.UUID(u), a) for u, a in orjson.loads(text))
 
+    def uid(text: str | None) -> uuid.UUID | None:
+        return uuid.UUID(text) if text else None
+
     return ExpenseRecord(
-        id=r[0], group_id=r[1], description=r[2], currency=r[3], amount_minor=r[4], exchange_rate=r[5],
-        group_currency=r[6], group_amount_minor=r[7], payers=pairs(r[8]), split_type=r[9], owed=pairs(r[10]),
-        date=r[11], category=r[12], notes=r[13], version=r[14], created_by=r[15], created_at=r[16], updated_by=r[17],
-        updated_at=r[18], voided_at=r[19], recurring_id=r[20], occurrence_date=r[21],
+        id=uuid.UUID(r[0]), group_id=uuid.UUID(r[1]), description=r[2], currency=r[3], amount_minor=r[4],
+        exchange_rate=r[5], group_currency=r[6], group_amount_minor=r[7], payers=pairs(r[8]), split_type=r[9],
+        owed=pairs(r[10]), date=r[11], category=r[12], notes=r[13], version=r[14], created_by=uuid.UUID(r[15]),
+        created_at=r[16], updated_by=uuid.UUID(r[17]), updated_at=r[18], voided_at=r[19], recurring_id=uid(r[20]),
+        occurrence_date=r[21],
     )  # fmt: skip
 
 
 def expense_json(r: Sequence[Any], versions: list[Any], cited: set[str]) -> bytes:
     """expenses.render(record_of(r)) plus its versions, encoded: the same document, made straight from the
-    row (the parts' user ids are the stored text), at a third of the cost (tests/unit/test_export_render.py
-    holds it to render). A value the row repeats (the parts of an equal split, the one payer's amount, an
-    expense never edited: created_at = updated_at) is rendered once. Adds the parts' user ids to cited."""
-    decimals, group_decimals = currency_decimals(r[3]), currency_decimals(r[6])
+    row at a third of the cost (tests/unit/test_export_render.py holds it to render): the ids come as text
+    from the database, orjson renders the timestamps and the date, and the amounts' texts are memoized.
+    Adds every user id the expense and its versions cite to cited."""
+    group_amounts = amount_texts(r[6])
     payers, owed = orjson.loads(r[8]), orjson.loads(r[10])
-    group_amount = format_amount(r[7], group_decimals)
-    texts = {r[7]: group_amount}
-    parts = []
-    for who in (payers, owed):
-        out = []
-        for u, a in who:
-            cited.add(u)
-            text = texts.get(a)
-            if text is None:
-                texts[a] = text = format_amount(a, group_decimals)
-            out.append({"user_id": u, "amount": text})
-        parts.append(out)
-    created_at = rfc3339(r[16])
+    cited.update(dict(payers))  # the parts' user ids: dict() of [user id, amount] pairs keys them
+    cited.update(dict(owed))
+    cited.add(r[15])
+    cited.add(r[17])
+    for doc in versions:
+        cited.update(p["user_id"] for p in doc["payers"] + doc["shares"])
+        cited.update((doc["created_by"], doc["updated_by"]))
     return orjson.dumps({
-        "id": str(r[0]), "group_id": str(r[1]), "description": r[2], "amount": format_amount(r[4], decimals),
-        "currency": r[3], "exchange_rate": r[5], "group_amount": group_amount,
-        "paid_by": payers[0][0] if len(payers) == 1 else None, "payers": parts[0], "split_type": r[9],
-        "shares": parts[1], "date": r[11].isoformat(), "category": r[12], "notes": r[13], "version": r[14],
-        "created_by": str(r[15]), "created_at": created_at, "updated_by": str(r[17]),
-        "updated_at": created_at if r[18] == r[16] else rfc3339(r[18]),
-        "voided_at": rfc3339(r[19]) if r[19] else None, "recurring_id": str(r[20]) if r[20] else None,
-        "versions": versions,
-    })  # fmt: skip
+        "id": r[0], "group_id": r[1], "description": r[2], "amount": amount_texts(r[3])[r[4]], "currency": r[3],
+        "exchange_rate": r[5], "group_amount": group_amounts[r[7]],
+        "paid_by": payers[0][0] if len(payers) == 1 else None,
+        "payers": [{"user_id": u, "amount": group_amounts[a]} for u, a in payers], "split_type": r[9],
+        "shares": [{"user_id": u, "amount": group_amounts[a]} for u, a in owed], "date": r[11], "category": r[12],
+        "notes": r[13], "version": r[14], "created_by": r[15], "created_at": r[16], "updated_by": r[17],
+        "updated_at": r[18], "voided_at": r[19], "recurring_id": r[20], "versions": versions,
+    }, option=_Z)  # fmt: skip
+
+
+def settlement_record_of(r: Sequence[Any]) -> SettlementRecord:
+    """A row of _SETTLEMENTS as the record the API renders."""
+    return SettlementRecord(
+        id=uuid.UUID(r[0]), group_id=uuid.UUID(r[1]), from_user_id=uuid.UUID(r[2]), to_user_id=uuid.UUID(r[3]),
+        amount_minor=r[4], currency=r[5], note=r[6], created_by=uuid.UUID(r[7]), created_at=r[8], voided_at=r[9],
+    )  # fmt: skip
+
+
+def settlement_json(r: Sequence[Any], cited: set[str]) -> bytes:
+    """settlements.render(settlement_record_of(r)), encoded, straight from the row; adds its people to cited."""
+    cited.update((r[2], r[3], r[7]))
+    return orjson.dumps({
+        "id": r[0], "group_id": r[1], "from_user_id": r[2], "to_user_id": r[3], "amount": amount_texts(r[5])[r[4]],
+        "currency": r[5], "note": r[6], "created_by": r[7], "created_at": r[8], "voided_at": r[9],
+    }, option=_Z)  # fmt: skip
 
 
 class Snapshot:
@@ -140,13 +174,13 @@ class Snapshot:
     async def cited(self) -> set[uuid.UUID]:
         return {r[0] for r in await self._fetch(_CITED, self.group_id)}
 
-    async def _batches(self, sql: str, voided: bool) -> AsyncIterator[list[asyncpg.Record]]:
-        query = sql.format(voided="" if voided else "AND voided_at IS NULL")
-        ahead = asyncio.ensure_future(self._fetch(query, self.group_id, *_START, self.batch))
+    async def batches(self, sql: str) -> AsyncIterator[list[asyncpg.Record]]:
+        """The rows of sql (a keyset query on $1 group, ($2, $3) after (created_at, id), $4 rows), in batches."""
+        ahead = asyncio.ensure_future(self._fetch(sql, self.group_id, *_START, self.batch))
         try:
             while rows := await ahead:
                 after = (rows[-1]["created_at"], rows[-1]["id"])
-                ahead = asyncio.ensure_future(self._fetch(query, self.group_id, *after, self.batch))
+                ahead = asyncio.ensure_future(self._fetch(sql, self.group_id, *after, self.batch))
                 yield rows
         finally:
             if not ahead.done():
@@ -154,19 +188,16 @@ class Snapshot:
                 with contextlib.suppress(asyncio.CancelledError):
                     await ahead
 
-    async def expenses(self, *, voided: bool) -> AsyncIterator[list[tuple[asyncpg.Record, list[Any]]]]:
-        """Batches of (an _EXPENSES row, the expense's superseded versions as stored), oldest first."""
-        async for rows in self._batches(_EXPENSES, voided):
+    async def expenses(self) -> AsyncIterator[tuple[list[asyncpg.Record], dict[str, list[Any]]]]:
+        """Batches of _EXPENSES rows, oldest first, each with the superseded versions (as stored) of the
+        batch's edited expenses (version > 1), by expense id."""
+        async for rows in self.batches(_EXPENSES):
             edited = [r[0] for r in rows if r[14] > 1]
-            older: dict[uuid.UUID, list[Any]] = {e: [] for e in edited}
+            older: dict[str, list[Any]] = {e: [] for e in edited}
             if edited:
                 for v in await self._fetch(_VERSIONS, self.group_id, edited):
                     older[v[0]].append(orjson.loads(v[1]))
-            yield [(r, older.get(r[0], [])) for r in rows]
-
-    async def settlements(self, *, voided: bool) -> AsyncIterator[list[SettlementRecord]]:
-        async for rows in self._batches(_SETTLEMENTS, voided):
-            yield [SettlementRecord(**dict(r)) for r in rows]
+            yield rows, older
 
 
 # ---- JSON -----------------------------------------------------------------------------------------
@@ -179,28 +210,17 @@ async def json_document(snap: Snapshot, *, now: dt.datetime) -> AsyncIterator[by
     head = {"format": FORMAT, "version": VERSION, "exported_at": rfc3339(now), "group": groups.render(group),
             "members": [groups.render_member(m) for m in members]}  # fmt: skip
     yield orjson.dumps(head)[:-1] + b',"expenses":['
-    cited: set[uuid.UUID] = {group.created_by}
-    in_parts: set[str] = set()  # user ids as the parts store them
-    first = True
-    async for batch in snap.expenses(voided=True):
-        out = []
-        for row, older in batch:
-            out.append(expense_json(row, older, in_parts))
-            cited.add(row[15])
-            cited.add(row[17])
-            for doc in older:
-                in_parts.update(p["user_id"] for p in doc["payers"] + doc["shares"])
-                in_parts.update((doc["created_by"], doc["updated_by"]))
-        yield (b"" if first else b",") + b",".join(out)
-        first = False
+    cited: set[str] = {str(group.created_by)}  # user ids as text
+    separator = b""
+    async for rows, older in snap.expenses():
+        yield separator + b",".join([expense_json(r, older[r[0]] if r[14] > 1 else [], cited) for r in rows])
+        separator = b","
     yield b'],"settlements":['
-    first = True
-    async for sbatch in snap.settlements(voided=True):
-        yield (b"" if first else b",") + b",".join(orjson.dumps(settlements.render(s)) for s in sbatch)
-        cited |= {u for s in sbatch for u in (s.from_user_id, s.to_user_id, s.created_by)}
-        first = False
-    cited |= {uuid.UUID(u) for u in in_parts}
-    former = await snap.people(sorted(cited - {m.user_id for m in members}, key=str))
+    separator = b""
+    async for rows in snap.batches(_SETTLEMENTS):
+        yield separator + b",".join([settlement_json(r, cited) for r in rows])
+        separator = b","
+    former = await snap.people(sorted({uuid.UUID(u) for u in cited} - {m.user_id for m in members}, key=str))
     yield b'],"former_members":' + orjson.dumps([groups.render_member(m) for m in former]) + b"}"
 
 
@@ -230,71 +250,44 @@ def column_names(names: Sequence[str]) -> list[str]:
     return out
 
 
-async def _flat(batches: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
-    async for batch in batches:
-        for item in batch:
-            yield item
-
-
-Row = tuple[dt.datetime, uuid.UUID, Any]  # (created_at, id, an _EXPENSES row or a SettlementRecord)
-
-
-async def _merged(snap: Snapshot) -> AsyncIterator[Row]:
-    """Expenses and settlements that are not voided, interleaved by (created_at, id)."""
-    spent = _flat(snap.expenses(voided=False))
-    paid = _flat(snap.settlements(voided=False))
-    e, s = await anext(spent, None), await anext(paid, None)
-    while e is not None or s is not None:
-        if s is None or (e is not None and (e[0][16], e[0][0]) <= (s.created_at, s.id)):
-            assert e is not None
-            yield e[0][16], e[0][0], e[0]
-            e = await anext(spent, None)
-        else:
-            yield s.created_at, s.id, s
-            s = await anext(paid, None)
-
-
-def expense_effects(r: Sequence[Any], column: dict[str, int]) -> dict[int, int]:
-    """An _EXPENSES row's signed effect on each person's net (+paid, -owed), by column (user id as text)."""
+def expense_effects(paid: str, owed: str, column: dict[str, int]) -> dict[int, int]:
+    """An expense's signed effect on each person's net (+paid, -owed), by column (user id as text), from
+    its stored parts (payers, shares)."""
     effects: dict[int, int] = {}
-    for u, a in orjson.loads(r[8]):
+    for u, a in orjson.loads(paid):
         effects[column[u]] = effects.get(column[u], 0) + a
-    for u, a in orjson.loads(r[10]):
+    for u, a in orjson.loads(owed):
         effects[column[u]] = effects.get(column[u], 0) - a
     return effects
 
 
-async def csv_document(snap: Snapshot, *, chunk_rows: int) -> AsyncIterator[bytes]:
+async def csv_document(snap: Snapshot) -> AsyncIterator[bytes]:
+    """The spreadsheet, a batch of rows at a time (columns: the module's docstring)."""
     group = await snap.group()
     members = await snap.members()
     people = members + await snap.people(sorted(await snap.cited() - {m.user_id for m in members}, key=str))
     column = {str(m.user_id): i for i, m in enumerate(people)}
     names = {str(m.user_id): m.name for m in people}
-    decimals = currency_decimals(group.currency)
-    zero = format_amount(0, decimals)
+    amounts = amount_texts(group.currency)
+    blank = [amounts[0]] * len(people)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*CSV_COLUMNS, *(safe_cell(h) for h in column_names([m.name for m in people]))])
-    rows = 0
-    async for _, _, record in _merged(snap):
-        cells = [zero] * len(people)
-        if isinstance(record, SettlementRecord):
-            frm, to = str(record.from_user_id), str(record.to_user_id)
-            effects = {column[frm]: record.amount_minor, column[to]: -record.amount_minor}
-            head = [record.created_at.date().isoformat(), safe_cell(f"{names[frm]} paid {names[to]}"), PAYMENT,
-                    format_amount(record.amount_minor, decimals)]  # fmt: skip
-        else:
-            effects = expense_effects(record, column)
-            head = [record[11].isoformat(), safe_cell(record[2]), safe_cell(record[12] or ""),
-                    format_amount(record[7], decimals)]  # fmt: skip
-        for i, amount in effects.items():
-            cells[i] = format_amount(amount, decimals)
-        writer.writerow([*head, group.currency, *cells])
-        rows += 1
-        if rows % chunk_rows == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
+    async for rows in snap.batches(_SHEET_ROWS):
+        for _, _, date, description, category, cost_minor, paid, owed, frm, to in rows:
+            cells = blank.copy()
+            if frm is None:
+                effects = expense_effects(paid, owed, column)
+                head = [date.isoformat(), safe_cell(description), safe_cell(category or ""), amounts[cost_minor]]
+            else:
+                effects = {column[frm]: cost_minor, column[to]: -cost_minor}
+                head = [date.isoformat(), safe_cell(f"{names[frm]} paid {names[to]}"), PAYMENT, amounts[cost_minor]]
+            for i, amount in effects.items():
+                cells[i] = amounts[amount]
+            writer.writerow([*head, group.currency, *cells])
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue().encode()
 
 
@@ -314,6 +307,6 @@ async def stream(
             if fmt == "json":
                 document = json_document(snap, now=dt.datetime.now(dt.UTC))
             else:
-                document = csv_document(snap, chunk_rows=settings.export_batch_rows)
+                document = csv_document(snap)
             async for chunk in document:
                 yield chunk

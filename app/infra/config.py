@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     import_statement_timeout_ms: int = Field(default=120_000, ge=1_000, le=3_600_000)
     import_work_mem_mb: int = Field(default=256, ge=4, le=4_096)
 
+    # glibc's malloc in each worker (app/infra/process.py): memory freed by one batch of a stream is kept
+    # for the next (below malloc_trim_threshold_mib of free memory at the heap's top) instead of going back
+    # to the kernel to be faulted in again; blocks of malloc_mmap_threshold_mib and more are mapped alone.
+    # 0 for both leaves glibc's own (adaptive) thresholds, as do MALLOC_*_ variables set for the process.
+    malloc_trim_threshold_mib: int = Field(default=32, ge=0, le=1_024)
+    malloc_mmap_threshold_mib: int = Field(default=8, ge=0, le=32)
+
     # Idempotency keys are kept at least this long, then purged in the background.
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 365)
     idempotency_purge_interval_s: int = Field(default=600, ge=1, le=86_400)

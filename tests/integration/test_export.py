@@ -144,3 +144,17 @@ def test_a_group_larger_than_a_batch_streams_whole(small_batches: Api) -> None:
     for user_id, net in api.nets(owner, built.gid).items():
         column = header.index(built.names[user_id])
         assert sum((Decimal(r[column]) for r in body), Decimal(0)) == Decimal(net)
+
+
+def test_csv_rows_interleave_expenses_and_settlements_by_time_across_batches(small_batches: Api) -> None:
+    api = small_batches
+    built = start(api, members=1, guests=0)
+    owner, member = built.members
+    for i in range(130):  # 260 rows alternating, in batches of 100
+        api.expense(owner, built.gid, f"{i + 1}.00", owner, [owner, member])
+        api.settle(owner, built.gid, member, owner, "0.01")
+    header, *body = _csv(api, owner, built.gid)
+    payment = f"{built.names[member.id]} paid {built.names[owner.id]}"
+    assert [r[2] for r in body] == ["", "Payment"] * 130
+    assert [r[1] == payment for r in body] == [False, True] * 130
+    assert [r[3] for r in body[::2]] == [f"{i + 1}.00" for i in range(130)]

@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.money import (
+    AMOUNT_TEXTS_MAX,
     MAX_MINOR,
     MoneyError,
+    amount_texts,
     currency_decimals,
     format_amount,
     is_currency_code,
@@ -246,3 +248,17 @@ def test_non_string_currency_codes(code: object) -> None:
     assert not is_currency_code(code)  # type: ignore[arg-type]
     with pytest.raises(MoneyError):
         currency_decimals(code)  # type: ignore[arg-type]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["USD", "JPY", "KWD"]), st.integers(-(10**12), 10**12)), max_size=50))
+def test_amount_texts_are_format_amount(asked: list[tuple[str, int]]) -> None:
+    for code, minor in asked:
+        assert amount_texts(code)[minor] == format_amount(minor, currency_decimals(code))
+
+
+def test_amount_texts_stay_bounded() -> None:
+    texts = amount_texts("USD")
+    for minor in range(AMOUNT_TEXTS_MAX + 10):
+        assert texts[minor] == format_amount(minor, 2)
+    assert 0 < len(texts) <= AMOUNT_TEXTS_MAX
+    assert texts[123_456] == "1234.56"
