@@ -153,7 +153,7 @@ def test_csv_rows_interleave_expenses_and_settlements_by_time_across_batches(sma
     for i in range(130):  # 260 rows alternating, in batches of 100
         api.expense(owner, built.gid, f"{i + 1}.00", owner, [owner, member])
         api.settle(owner, built.gid, member, owner, "0.01")
-    header, *body = _csv(api, owner, built.gid)
+    _header, *body = _csv(api, owner, built.gid)
     payment = f"{built.names[member.id]} paid {built.names[owner.id]}"
     assert [r[2] for r in body] == ["", "Payment"] * 130
     assert [r[1] == payment for r in body] == [False, True] * 130
