@@ -148,12 +148,8 @@ class AmountTexts(dict[int, str]):
 
 
 _AMOUNT_TEXTS = tuple(AmountTexts(d) for d in range(_MAX_DECIMALS + 1))
-_AMOUNT_TEXTS_BY_CODE: dict[str, AmountTexts] = {}  # the active codes asked for so far
 
 
 def amount_texts(code: str) -> AmountTexts:
     """The memoized wire texts of amounts in currency `code` (one memo per decimals, shared by the process)."""
-    texts = _AMOUNT_TEXTS_BY_CODE.get(code) if type(code) is str else None
-    if texts is None:
-        texts = _AMOUNT_TEXTS_BY_CODE[code] = _AMOUNT_TEXTS[currency_decimals(code)]
-    return texts
+    return _AMOUNT_TEXTS[currency_decimals(code)]

@@ -52,8 +52,8 @@ ORDER BY e.created_at, e.id LIMIT $4
 """An expense as the export reads it: what the API renders but the group's id (the export's own), with
 updated_at NULL for an expense never edited (created_at then); 20 columns, fewer to decode."""
 _SETTLEMENTS = """
-SELECT s.id::text AS id, s.group_id::text, s.from_user_id::text, s.to_user_id::text, s.amount_minor, s.currency,
-       s.note, s.created_by::text, s.created_at, s.voided_at
+SELECT s.id::text AS id, s.from_user_id::text, s.to_user_id::text, s.amount_minor, s.currency, s.note,
+       s.created_by::text, s.created_at, s.voided_at
 FROM settlements s WHERE s.group_id = $1 AND (s.created_at, s.id) > ($2, $3::uuid)
 ORDER BY s.created_at, s.id LIMIT $4
 """
@@ -127,20 +127,21 @@ def expense_json(r: Sequence[Any], versions: list[Any], cited: set[str], group_i
     }, option=_Z)  # fmt: skip
 
 
-def settlement_record_of(r: Sequence[Any]) -> SettlementRecord:
-    """A row of _SETTLEMENTS as the record the API renders."""
+def settlement_record_of(r: Sequence[Any], group_id: str) -> SettlementRecord:
+    """A row of _SETTLEMENTS (a settlement but its group's id, the export's own) as the record the API renders."""
     return SettlementRecord(
-        id=uuid.UUID(r[0]), group_id=uuid.UUID(r[1]), from_user_id=uuid.UUID(r[2]), to_user_id=uuid.UUID(r[3]),
-        amount_minor=r[4], currency=r[5], note=r[6], created_by=uuid.UUID(r[7]), created_at=r[8], voided_at=r[9],
+        id=uuid.UUID(r[0]), group_id=uuid.UUID(group_id), from_user_id=uuid.UUID(r[1]), to_user_id=uuid.UUID(r[2]),
+        amount_minor=r[3], currency=r[4], note=r[5], created_by=uuid.UUID(r[6]), created_at=r[7], voided_at=r[8],
     )  # fmt: skip
 
 
-def settlement_json(r: Sequence[Any], cited: set[str]) -> bytes:
-    """settlements.render(settlement_record_of(r)), encoded, straight from the row; adds its people to cited."""
-    cited.update((r[2], r[3], r[7]))
+def settlement_json(r: Sequence[Any], cited: set[str], group_id: str) -> bytes:
+    """settlements.render(settlement_record_of(r, group_id)), encoded, straight from the row; adds its people
+    to cited."""
+    cited.update((r[1], r[2], r[6]))
     return orjson.dumps({
-        "id": r[0], "group_id": r[1], "from_user_id": r[2], "to_user_id": r[3], "amount": amount_texts(r[5])[r[4]],
-        "currency": r[5], "note": r[6], "created_by": r[7], "created_at": r[8], "voided_at": r[9],
+        "id": r[0], "group_id": group_id, "from_user_id": r[1], "to_user_id": r[2], "amount": amount_texts(r[4])[r[3]],
+        "currency": r[4], "note": r[5], "created_by": r[6], "created_at": r[7], "voided_at": r[8],
     }, option=_Z)  # fmt: skip
 
 
@@ -219,7 +220,7 @@ async def json_document(snap: Snapshot, *, now: dt.datetime) -> AsyncIterator[by
     yield b'],"settlements":['
     separator = b""
     async for rows in snap.batches(_SETTLEMENTS):
-        yield separator + b",".join([settlement_json(r, cited) for r in rows])
+        yield separator + b",".join([settlement_json(r, cited, gid) for r in rows])
         separator = b","
     former = await snap.people(sorted({uuid.UUID(u) for u in cited} - {m.user_id for m in members}, key=str))
     yield b'],"former_members":' + orjson.dumps([groups.render_member(m) for m in former]) + b"}"
@@ -289,7 +290,8 @@ async def csv_document(snap: Snapshot) -> AsyncIterator[bytes]:
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
-    yield buffer.getvalue().encode()
+    if tail := buffer.getvalue():  # the header, when no row follows it
+        yield tail.encode()
 
 
 async def stream(

@@ -158,3 +158,9 @@ def test_csv_rows_interleave_expenses_and_settlements_by_time_across_batches(sma
     assert [r[2] for r in body] == ["", "Payment"] * 130
     assert [r[1] == payment for r in body] == [False, True] * 130
     assert [r[3] for r in body[::2]] == [f"{i + 1}.00" for i in range(130)]
+
+
+def test_an_empty_groups_csv_is_its_header(api: Api) -> None:
+    built = start(api, members=1, guests=0)
+    rows = _csv(api, built.owner, built.gid)
+    assert len(rows) == 1 and rows[0][:5] == ["Date", "Description", "Category", "Cost", "Currency"]
