@@ -48,7 +48,8 @@ def test_csrf_refusals_write_nothing(client: TestClient, clean_db: URL) -> None:
     good = ann.csrf
     refusals = [
         ({"name": "G", "currency": "USD"}, {}),  # no csrf field
-        ({"csrf": "x" + good[1:], "name": "G", "currency": "USD"}, {}),  # a wrong value
+        ({"csrf": ("y" if good[0] == "x" else "x") + good[1:], "name": "G", "currency": "USD"}, {}),  # a wrong value
+        # (its first character changed: "x" + good[1:] was the good value itself when good began with "x")
         ({"csrf": good, "name": "G", "currency": "USD"}, {"Origin": "https://evil.example"}),
         ({"csrf": good, "name": "G", "currency": "USD"}, {"Sec-Fetch-Site": "cross-site"}),
         ({"csrf": good, "name": "G", "currency": "USD"}, {"Origin": "null"}),
