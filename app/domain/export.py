@@ -147,8 +147,8 @@ def settlement_json(r: Sequence[Any], cited: set[str], group_id: str) -> bytes:
 
 class Snapshot:
     """One read-only snapshot of a group on one connection (of the engine's pool), read in keyset batches.
-    The next batch is fetched while the current one is rendered (one query at a time on the connection:
-    a lock orders them), so the database's time and the worker's overlap."""
+    The next batch's query is sent before the current batch goes to the caller, so the database reads it
+    while the worker renders (one query at a time on the connection: a lock orders them)."""
 
     def __init__(self, conn: asyncpg.Connection, group_id: uuid.UUID, *, batch: int) -> None:
         self.conn = conn
@@ -182,6 +182,7 @@ class Snapshot:
             while rows := await ahead:
                 after = (rows[-1]["created_at"], rows[-1]["id"])
                 ahead = asyncio.ensure_future(self._fetch(sql, self.group_id, *after, self.batch))
+                await asyncio.sleep(0)  # the task sends its query now: the caller renders without awaiting
                 yield rows
         finally:
             if not ahead.done():
