@@ -23,14 +23,16 @@ DECLARE
     v_positive numeric;
     v_at timestamptz := now();
     v_hash bytea;
-    v_postings uuid[];
-    v_users_of uuid[];
-    v_amounts bigint[];
-    v_kinds text[];
-    v_expense_ids uuid[];
-    v_versions integer[];
-    v_settlement_ids uuid[];
+    v_entry record;
+    v_id uuid;
     v_ids uuid[] := '{}';
+    v_postings uuid[] := '{}';
+    v_users_of uuid[] := '{}';
+    v_amounts bigint[] := '{}';
+    v_kinds text[] := '{}';
+    v_expense_ids uuid[] := '{}';
+    v_versions integer[] := '{}';
+    v_settlement_ids uuid[] := '{}';
     v_hashes bytea[] := '{}';
 BEGIN
     SELECT g.currency INTO v_currency FROM groups g WHERE g.id = p_group;
@@ -54,50 +56,52 @@ BEGIN
         RAISE EXCEPTION 'an imported record''s parts do not add up to its total in %', v_currency
             USING ERRCODE = 'QUL00';
     END IF;
-    WITH records AS MATERIALIZED (
-        SELECT e.id, e.version, e.created_at, e.voided_at, e.payers, e.shares,
-               gen_random_uuid() AS posting, gen_random_uuid() AS reversal
-        FROM expenses e WHERE e.group_id = p_group
-    ), settled AS MATERIALIZED (
-        SELECT s.*, gen_random_uuid() AS posting, gen_random_uuid() AS reversal
-        FROM settlements s WHERE s.group_id = p_group
-    ), entries AS (
-        SELECT v.at, r.id AS record, v.phase, x.n, v.posting, x.u, v.sign * x.a AS a, v.kind, r.id AS expense_id,
-               r.version AS expense_version, NULL::uuid AS settlement_id
-        FROM records r
-        CROSS JOIN LATERAL (
-            SELECT p.n, (p.e->>0)::uuid, (p.e->>1)::bigint FROM jsonb_array_elements(r.payers) WITH ORDINALITY p(e, n)
+    FOR v_entry IN
+        WITH records AS MATERIALIZED (
+            SELECT e.id, e.version, e.created_at, e.voided_at, e.payers, e.shares,
+                   gen_random_uuid() AS posting, gen_random_uuid() AS reversal
+            FROM expenses e WHERE e.group_id = p_group
+        ), settled AS MATERIALIZED (
+            SELECT s.*, gen_random_uuid() AS posting, gen_random_uuid() AS reversal
+            FROM settlements s WHERE s.group_id = p_group
+        ), entries AS (
+            SELECT v.at, r.id AS record, v.phase, x.n, v.posting, x.u, v.sign * x.a AS a, v.kind, r.id AS expense_id,
+                   r.version AS expense_version, NULL::uuid AS settlement_id
+            FROM records r
+            CROSS JOIN LATERAL (
+                SELECT p.n, (p.e->>0)::uuid, (p.e->>1)::bigint FROM jsonb_array_elements(r.payers) WITH ORDINALITY p(e, n)
+                UNION ALL
+                SELECT 1000 + s.n, (s.e->>0)::uuid, -(s.e->>1)::bigint
+                FROM jsonb_array_elements(r.shares) WITH ORDINALITY s(e, n) WHERE (s.e->>1)::bigint <> 0
+            ) x(n, u, a)
+            CROSS JOIN LATERAL (VALUES (0, r.created_at, r.posting, 1, 'expense'),
+                                       (1, r.voided_at, r.reversal, -1, 'reversal')) v(phase, at, posting, sign, kind)
+            WHERE v.phase = 0 OR r.voided_at IS NOT NULL
             UNION ALL
-            SELECT 1000 + s.n, (s.e->>0)::uuid, -(s.e->>1)::bigint
-            FROM jsonb_array_elements(r.shares) WITH ORDINALITY s(e, n) WHERE (s.e->>1)::bigint <> 0
-        ) x(n, u, a)
-        CROSS JOIN LATERAL (VALUES (0, r.created_at, r.posting, 1, 'expense'),
-                                   (1, r.voided_at, r.reversal, -1, 'reversal')) v(phase, at, posting, sign, kind)
-        WHERE v.phase = 0 OR r.voided_at IS NOT NULL
-        UNION ALL
-        SELECT v.at, s.id, v.phase, x.n, v.posting, x.u, v.sign * x.a, v.kind, NULL, NULL, s.id
-        FROM settled s
-        CROSS JOIN LATERAL (VALUES (1, s.from_user_id, s.amount_minor), (2, s.to_user_id, -s.amount_minor)) x(n, u, a)
-        CROSS JOIN LATERAL (VALUES (0, s.created_at, s.posting, 1, 'settlement'),
-                                   (1, s.voided_at, s.reversal, -1, 'reversal')) v(phase, at, posting, sign, kind)
-        WHERE v.phase = 0 OR s.voided_at IS NOT NULL
-    )
-    SELECT array_agg(t.posting ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.u ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.a ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.kind ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.expense_id ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.expense_version ORDER BY t.at, t.record, t.phase, t.n),
-           array_agg(t.settlement_id ORDER BY t.at, t.record, t.phase, t.n)
-    INTO v_postings, v_users_of, v_amounts, v_kinds, v_expense_ids, v_versions, v_settlement_ids
-    FROM entries t;
-    v_entries := coalesce(cardinality(v_postings), 0);
-    FOR i IN 1 .. v_entries LOOP
-        v_ids := array_append(v_ids, quits_uuid7());
-        v_hash := quits_entry_hash(v_hash, v_ids[i], v_postings[i], p_group, v_users_of[i], v_amounts[i], v_kinds[i],
-                                   v_expense_ids[i], v_versions[i], v_settlement_ids[i], v_at);
+            SELECT v.at, s.id, v.phase, x.n, v.posting, x.u, v.sign * x.a, v.kind, NULL, NULL, s.id
+            FROM settled s
+            CROSS JOIN LATERAL (VALUES (1, s.from_user_id, s.amount_minor), (2, s.to_user_id, -s.amount_minor)) x(n, u, a)
+            CROSS JOIN LATERAL (VALUES (0, s.created_at, s.posting, 1, 'settlement'),
+                                       (1, s.voided_at, s.reversal, -1, 'reversal')) v(phase, at, posting, sign, kind)
+            WHERE v.phase = 0 OR s.voided_at IS NOT NULL
+        )
+        SELECT t.posting, t.u, t.a, t.kind, t.expense_id, t.expense_version, t.settlement_id
+        FROM entries t ORDER BY t.at, t.record, t.phase, t.n
+    LOOP
+        v_id := quits_uuid7();
+        v_hash := quits_entry_hash(v_hash, v_id, v_entry.posting, p_group, v_entry.u, v_entry.a, v_entry.kind,
+                                   v_entry.expense_id, v_entry.expense_version, v_entry.settlement_id, v_at);
+        v_ids := array_append(v_ids, v_id);
+        v_postings := array_append(v_postings, v_entry.posting);
+        v_users_of := array_append(v_users_of, v_entry.u);
+        v_amounts := array_append(v_amounts, v_entry.a);
+        v_kinds := array_append(v_kinds, v_entry.kind);
+        v_expense_ids := array_append(v_expense_ids, v_entry.expense_id);
+        v_versions := array_append(v_versions, v_entry.expense_version);
+        v_settlement_ids := array_append(v_settlement_ids, v_entry.settlement_id);
         v_hashes := array_append(v_hashes, v_hash);
     END LOOP;
+    v_entries := cardinality(v_ids);
     INSERT INTO ledger_entries
         (id, posting_id, group_id, user_id, amount_minor, kind, expense_id, expense_version, settlement_id,
          created_at, chain_slot, chain_hash)

@@ -20,7 +20,7 @@ from app.infra.config import Settings
 from app.infra.db import make_engine, normalise_url
 from app.main import create_app
 from tests.api import Api, Who, assert_problem
-from tests.dbutil import assert_ledger_invariants, counts
+from tests.dbutil import assert_ledger_invariants, counts, run_sql
 from tests.groupgen import start
 from tests.recurring_helpers import rule_body, run_pass
 
@@ -211,4 +211,36 @@ def test_recurring_occurrences_export_with_their_rule_and_import_as_ordinary_exp
     assert [e["recurring_id"] for e in imported["expenses"]] == [None, None]  # the rule is not in the file
     assert [(e["date"], e["amount"]) for e in imported["expenses"]] == [(e["date"], e["amount"]) for e in doc["expenses"]]
     assert api.nets(a, again.json()["id"])[a.id] == api.nets(a, gid)[a.id]
+    assert_ledger_invariants(clean_db)
+
+
+_ENTRY_TIMES = """
+SELECT l.seq, l.posting_id, CASE WHEN l.kind = 'reversal' THEN coalesce(e.voided_at, s.voided_at)
+                                 ELSE coalesce(e.created_at, s.created_at) END AS at
+FROM ledger_entries l
+LEFT JOIN expenses e ON e.group_id = l.group_id AND e.id = l.expense_id
+LEFT JOIN settlements s ON s.group_id = l.group_id AND s.id = l.settlement_id
+WHERE l.group_id = $1::uuid ORDER BY l.seq
+"""
+
+
+def test_an_imported_ledger_is_in_the_order_its_records_were_written(api: Api, clean_db: URL) -> None:
+    """Entries as the records' own writes would have posted them: by the time of each write (a void's
+    reversal at the void's time), each posting's entries together, so the hash chain tells the story."""
+    built = start(api, members=2, guests=0)
+    owner, ann, ben = built.members
+    first = api.expense(owner, built.gid, "9.00", ann, [owner, ann, ben]).json()["id"]
+    paid = api.settle(owner, built.gid, owner, ann, "3.00").json()["id"]
+    api.expense(owner, built.gid, "4.00", ben, [ann, ben])
+    for path in (f"expenses/{first}", f"settlements/{paid}"):
+        assert api.client.delete(f"/v1/groups/{built.gid}/{path}", headers=owner.headers).status_code == 200
+    api.expense(owner, built.gid, "6.00", owner, [owner, ben])
+    doc = api.client.get(f"/v1/groups/{built.gid}/export", headers=owner.headers).content
+    created = post(api, owner, doc, "application/json").json()
+    rows = run_sql(clean_db, _ENTRY_TIMES, created["id"])
+    assert len(rows) == 2 * 4 + 2 * 2 + 3 + 3  # a payer and three shares, voided; a voided settlement; two more
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    postings = [r["posting_id"] for r in rows]
+    assert all(postings.index(p) + postings.count(p) - 1 == len(postings) - 1 - postings[::-1].index(p)
+               for p in postings)  # fmt: skip
     assert_ledger_invariants(clean_db)
